@@ -1,0 +1,14 @@
+//! Building blocks shared by the gateway and both gRPC services.
+//!
+//! This crate owns process-level plumbing (shutdown signals, logging set-up,
+//! the standard gRPC health and reflection services), the request metadata
+//! that every response carries, signed page tokens, and field validation
+//! errors. It holds no business rules: those live in each service.
+
+pub mod grpc;
+pub mod logging;
+pub mod metadata;
+pub mod page_token;
+pub mod shutdown;
+pub mod time;
+pub mod validation;

@@ -1,0 +1,205 @@
+//! RPC handlers of `user.v1.UserService`: validate, call the store, and map
+//! store errors to gRPC status codes in one place ([`status_from_store`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lintas_common::metadata::{request_id, response_metadata};
+use lintas_common::page_token::PageTokenCodec;
+use lintas_common::time::now_micros;
+use lintas_proto::common::v1::health_check_response::ServingStatus;
+use lintas_proto::common::v1::{HealthCheckRequest, HealthCheckResponse};
+use lintas_proto::user::v1::user_service_server::UserService;
+use lintas_proto::user::v1::{
+    CreateUserRequest, CreateUserResponse, DeleteUserRequest, DeleteUserResponse,
+    GetUserMetricsRequest, GetUserMetricsResponse, GetUserRequest, GetUserResponse,
+    ListUsersRequest, ListUsersResponse, UpdateUserRequest, UpdateUserResponse, UserStatusCount,
+};
+use tonic::{Request, Response, Status};
+
+use crate::store::{Cursor, SqliteUserStore, StoreError, UserStore};
+use crate::validate;
+
+const SERVICE_NAME: &str = "user.v1.UserService";
+const DAY_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
+
+/// Implementation of `user.v1.UserService`.
+#[derive(Clone)]
+pub struct UserApi {
+    store: Arc<dyn UserStore>,
+    page_tokens: PageTokenCodec,
+}
+
+impl UserApi {
+    pub fn new(store: SqliteUserStore, page_tokens: PageTokenCodec) -> Self {
+        Self {
+            store: Arc::new(store),
+            page_tokens,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn get_user(
+        &self,
+        request: Request<GetUserRequest>,
+    ) -> Result<Response<GetUserResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let id = validate::user_id("id", &request.get_ref().id)?;
+        let user = self
+            .store
+            .get(id)
+            .await
+            .map_err(|error| status_from_store(error, &request_id))?;
+        Ok(Response::new(GetUserResponse {
+            user: Some(user),
+            metadata: response_metadata(&request_id),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let request = request.get_ref();
+        let query = validate::list_request(request)?;
+        let fingerprint = query.fingerprint();
+        let after: Option<Cursor> = match request.page_token.as_str() {
+            "" => None,
+            token => Some(self.page_tokens.decode(&fingerprint, token)?),
+        };
+
+        let page = self
+            .store
+            .list(&query, after.as_ref())
+            .await
+            .map_err(|error| status_from_store(error, &request_id))?;
+        let next_page_token = page
+            .next
+            .map(|cursor| self.page_tokens.encode(&fingerprint, &cursor))
+            .unwrap_or_default();
+        Ok(Response::new(ListUsersResponse {
+            users: page.users,
+            next_page_token,
+            metadata: response_metadata(&request_id),
+        }))
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<CreateUserResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let new_user = validate::create_request(request.get_ref())?;
+        let user = self
+            .store
+            .create(new_user)
+            .await
+            .map_err(|error| status_from_store(error, &request_id))?;
+        tracing::info!(user_id = %user.id, %request_id, "user created");
+        Ok(Response::new(CreateUserResponse {
+            user: Some(user),
+            metadata: response_metadata(&request_id),
+        }))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<UpdateUserRequest>,
+    ) -> Result<Response<UpdateUserResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let (id, patch) = validate::update_request(request.get_ref())?;
+        let user = self
+            .store
+            .update(id, patch)
+            .await
+            .map_err(|error| status_from_store(error, &request_id))?;
+        tracing::info!(user_id = %user.id, version = user.version, %request_id, "user updated");
+        Ok(Response::new(UpdateUserResponse {
+            user: Some(user),
+            metadata: response_metadata(&request_id),
+        }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let id = validate::user_id("id", &request.get_ref().id)?;
+        self.store
+            .delete(id)
+            .await
+            .map_err(|error| status_from_store(error, &request_id))?;
+        tracing::info!(user_id = %id, %request_id, "user deleted");
+        Ok(Response::new(DeleteUserResponse {
+            metadata: response_metadata(&request_id),
+        }))
+    }
+
+    async fn health_check(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let (status, database) = match self.store.ping().await {
+            Ok(()) => (ServingStatus::Serving, "ok".to_owned()),
+            Err(error) => {
+                tracing::warn!(%error, %request_id, "health check failed: database did not answer");
+                (ServingStatus::NotServing, format!("failed: {error}"))
+            }
+        };
+        Ok(Response::new(HealthCheckResponse {
+            status: status as i32,
+            service: SERVICE_NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            checks: HashMap::from([("database".to_owned(), database)]),
+            metadata: response_metadata(&request_id),
+        }))
+    }
+
+    async fn get_user_metrics(
+        &self,
+        request: Request<GetUserMetricsRequest>,
+    ) -> Result<Response<GetUserMetricsResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let counts = self
+            .store
+            .counts(now_micros() - DAY_MICROS)
+            .await
+            .map_err(|error| status_from_store(error, &request_id))?;
+        Ok(Response::new(GetUserMetricsResponse {
+            total_users: counts.total,
+            users_by_status: counts
+                .by_status
+                .into_iter()
+                .map(|(status, count)| UserStatusCount {
+                    status: status as i32,
+                    count,
+                })
+                .collect(),
+            users_created_last_24h: counts.created_since,
+            metadata: response_metadata(&request_id),
+        }))
+    }
+}
+
+/// Maps a store failure to the status the caller sees. Database failures
+/// are logged here, once, and reach the caller without internal detail.
+fn status_from_store(error: StoreError, request_id: &str) -> Status {
+    match error {
+        StoreError::NotFound => Status::not_found("user not found"),
+        StoreError::EmailTaken => Status::already_exists("email: address is already in use"),
+        StoreError::Conflict => Status::aborted("user was changed by a concurrent request, retry"),
+        StoreError::Database(sqlx::Error::PoolTimedOut) => {
+            tracing::error!(%request_id, "database pool timed out");
+            Status::unavailable("database is busy, retry later")
+        }
+        StoreError::Database(error) => {
+            tracing::error!(%error, %request_id, "database query failed");
+            Status::internal("internal error")
+        }
+    }
+}
