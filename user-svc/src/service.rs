@@ -11,9 +11,10 @@ use lintas_proto::common::v1::health_check_response::ServingStatus;
 use lintas_proto::common::v1::{HealthCheckRequest, HealthCheckResponse};
 use lintas_proto::user::v1::user_service_server::UserService;
 use lintas_proto::user::v1::{
-    CreateUserRequest, CreateUserResponse, DeleteUserRequest, DeleteUserResponse,
-    GetUserMetricsRequest, GetUserMetricsResponse, GetUserRequest, GetUserResponse,
-    ListUsersRequest, ListUsersResponse, UpdateUserRequest, UpdateUserResponse, UserStatusCount,
+    BatchGetUsersRequest, BatchGetUsersResponse, CreateUserRequest, CreateUserResponse,
+    DeleteUserRequest, DeleteUserResponse, GetUserMetricsRequest, GetUserMetricsResponse,
+    GetUserRequest, GetUserResponse, ListUsersRequest, ListUsersResponse, UpdateUserRequest,
+    UpdateUserResponse, UserStatusCount,
 };
 use tonic::{Request, Response, Status};
 
@@ -54,6 +55,23 @@ impl UserService for UserApi {
             .map_err(|error| status_from_store(error, &request_id))?;
         Ok(Response::new(GetUserResponse {
             user: Some(user),
+            metadata: response_metadata(&request_id),
+        }))
+    }
+
+    async fn batch_get_users(
+        &self,
+        request: Request<BatchGetUsersRequest>,
+    ) -> Result<Response<BatchGetUsersResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let ids = validate::batch_ids(&request.get_ref().ids)?;
+        let users = self
+            .store
+            .get_many(&ids)
+            .await
+            .map_err(|error| status_from_store(error, &request_id))?;
+        Ok(Response::new(BatchGetUsersResponse {
+            users,
             metadata: response_metadata(&request_id),
         }))
     }

@@ -65,6 +65,8 @@ pub struct UserCounts {
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
     async fn get(&self, id: Uuid) -> Result<User, StoreError>;
+    /// Fetches the users among `ids` that exist, in no particular order.
+    async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<User>, StoreError>;
     async fn list(&self, query: &UserQuery, after: Option<&Cursor>) -> Result<Page, StoreError>;
     async fn create(&self, user: NewUser) -> Result<User, StoreError>;
     async fn update(&self, id: Uuid, patch: UserPatch) -> Result<User, StoreError>;
@@ -138,6 +140,21 @@ impl UserStore for SqliteUserStore {
             .fetch_optional(&self.pool)
             .await?;
         row.map(UserRow::into_user).ok_or(StoreError::NotFound)
+    }
+
+    async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ("));
+        let mut separated = sql.separated(", ");
+        for id in ids {
+            separated.push_bind(id.to_string());
+        }
+        sql.push(")");
+        let rows: Vec<UserRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(UserRow::into_user).collect())
     }
 
     async fn list(&self, query: &UserQuery, after: Option<&Cursor>) -> Result<Page, StoreError> {

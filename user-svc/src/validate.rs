@@ -14,6 +14,8 @@ const MAX_NAME_CHARS: usize = 100;
 /// RFC 5321 limits a forward path to 256 octets, which leaves 254 for the address.
 const MAX_EMAIL_CHARS: usize = 254;
 const MAX_FILTER_CHARS: usize = 100;
+/// Largest number of ids in one `BatchGetUsers` call.
+pub const MAX_BATCH_IDS: usize = 100;
 
 /// A user to insert.
 #[derive(Debug, Clone)]
@@ -63,6 +65,27 @@ impl UserQuery {
 
 pub fn user_id(field: &str, value: &str) -> Result<Uuid, FieldViolation> {
     validation::parse_id(field, value)
+}
+
+/// Checks the ids of a `BatchGetUsers` call and removes duplicates.
+pub fn batch_ids(ids: &[String]) -> Result<Vec<Uuid>, FieldViolation> {
+    if ids.is_empty() {
+        return Err(FieldViolation::new("ids", "at least one id is required"));
+    }
+    if ids.len() > MAX_BATCH_IDS {
+        return Err(FieldViolation::new(
+            "ids",
+            format!("at most {MAX_BATCH_IDS} ids per call, got {}", ids.len()),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(ids.len());
+    for (index, id) in ids.iter().enumerate() {
+        let id = user_id(&format!("ids[{index}]"), id)?;
+        if !parsed.contains(&id) {
+            parsed.push(id);
+        }
+    }
+    Ok(parsed)
 }
 
 pub fn create_request(request: &CreateUserRequest) -> Result<NewUser, FieldViolation> {
@@ -192,6 +215,18 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(email(&long).is_err());
+    }
+
+    #[test]
+    fn batch_ids_limits_and_duplicates() {
+        assert_eq!(batch_ids(&[]).unwrap_err().field, "ids");
+        let id = Uuid::now_v7().to_string();
+        assert_eq!(batch_ids(&[id.clone(), id.clone()]).unwrap().len(), 1);
+        assert_eq!(
+            batch_ids(&[id.clone(), "x".into()]).unwrap_err().field,
+            "ids[1]"
+        );
+        assert!(batch_ids(&vec![id; MAX_BATCH_IDS + 1]).is_err());
     }
 
     #[test]
