@@ -1,1 +1,130 @@
+//! The gateway: the platform's only public entry point.
+//!
+//! It serves a REST facade (`rest`), a GraphQL facade (`graphql`), OpenAPI
+//! documentation, health endpoints and Prometheus metrics over HTTP, and
+//! turns each request into calls to the user and order gRPC services
+//! (`backend`). Both facades share one set of backend operations (`api`) and
+//! one error mapping (`error`). The gateway stores nothing itself.
 
+mod api;
+mod backend;
+mod error;
+mod graphql;
+mod health;
+mod inputs;
+mod int64;
+mod metrics;
+mod model;
+mod request_id;
+mod rest;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use backend::BackendSettings;
+pub use graphql::QueryLimits;
+pub use rest::{DOCS_PATH, OPENAPI_PATH};
+
+use crate::api::Api;
+use crate::backend::Backends;
+use crate::metrics::Metrics;
+
+/// Settings that [`serve`] needs; the binary fills them from flags and the
+/// environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub user_service: BackendSettings,
+    pub order_service: BackendSettings,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    pub graphql_limits: QueryLimits,
+}
+
+impl Settings {
+    /// Settings with the documented defaults for the given backend URLs.
+    pub fn with_backends(user_service_url: &str, order_service_url: &str) -> Self {
+        let backend = |url: &str| BackendSettings {
+            url: url.to_owned(),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+        };
+        Self {
+            user_service: backend(user_service_url),
+            order_service: backend(order_service_url),
+            max_body_bytes: 64 * 1024,
+            graphql_limits: QueryLimits::default(),
+        }
+    }
+}
+
+/// Builds the whole HTTP application.
+pub fn app(settings: &Settings) -> anyhow::Result<Router> {
+    let metrics = Metrics::new();
+    let backends = Backends::connect_lazy(
+        &settings.user_service,
+        &settings.order_service,
+        metrics.clone(),
+    )?;
+    let api = Api::new(backends.clone());
+    let graphql_state = graphql::GraphqlState {
+        schema: graphql::schema(api.clone(), settings.graphql_limits),
+        api: api.clone(),
+    };
+
+    let router = Router::new()
+        .merge(rest::router(api))
+        .route(
+            graphql::GRAPHQL_PATH,
+            get(graphql::handle)
+                .post(graphql::handle)
+                .with_state(graphql_state),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz).with_state(backends))
+        .route(
+            "/metrics",
+            get(metrics::serve_metrics).with_state(metrics.clone()),
+        )
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track_http,
+        ))
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .layer(CatchPanicLayer::custom(panic_response));
+    Ok(router)
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = app(&settings)?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, user_service = %settings.user_service.url,
+        order_service = %settings.order_service.url, "gateway listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("gateway server failed")?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("request handler panicked");
+    error::ApiError::internal().into_response()
+}

@@ -1,0 +1,429 @@
+//! Backend operations behind both facades. REST handlers and GraphQL
+//! resolvers call these, so a rule about how the gateway talks to a service
+//! lives in one place.
+
+use std::str::FromStr;
+
+use lintas_proto::order::v1 as order_pb;
+use lintas_proto::user::v1 as user_pb;
+
+use crate::backend::Backends;
+use crate::error::ApiError;
+use crate::inputs::{
+    AddressInput, CreateOrderInput, CreateUserInput, OrderListParams, OrderOrderField,
+    PaymentInput, UpdateUserInput, UserListParams, UserOrderField,
+};
+use crate::model::{Order, OrderMetrics, OrderStatus, Payment, SortDirection, User, UserMetrics};
+
+/// A page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Empty on the last page.
+    pub next_page_token: String,
+}
+
+/// Operations of the platform as the gateway exposes them.
+#[derive(Clone)]
+pub struct Api {
+    backends: Backends,
+}
+
+impl Api {
+    pub fn new(backends: Backends) -> Self {
+        Self { backends }
+    }
+
+    pub async fn get_user(&self, request_id: &str, id: &str) -> Result<User, ApiError> {
+        let request = self.backends.request(
+            "user.v1.UserService/GetUser",
+            request_id,
+            user_pb::GetUserRequest { id: id.to_owned() },
+        );
+        let response = self.backends.users.clone().get_user(request).await?;
+        Ok(response.into_inner().user.unwrap_or_default().into())
+    }
+
+    /// Fetches many users in one call; ids that match no user are left out.
+    pub async fn batch_get_users(
+        &self,
+        request_id: &str,
+        ids: Vec<String>,
+    ) -> Result<Vec<User>, ApiError> {
+        let request = self.backends.request(
+            "user.v1.UserService/BatchGetUsers",
+            request_id,
+            user_pb::BatchGetUsersRequest { ids },
+        );
+        let response = self.backends.users.clone().batch_get_users(request).await?;
+        Ok(response
+            .into_inner()
+            .users
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
+
+    pub async fn list_users(
+        &self,
+        request_id: &str,
+        params: UserListParams,
+    ) -> Result<Page<User>, ApiError> {
+        let field = match params.order_by {
+            None => user_pb::UserOrderField::Unspecified,
+            Some(UserOrderField::CreatedAt) => user_pb::UserOrderField::CreatedAt,
+            Some(UserOrderField::Name) => user_pb::UserOrderField::Name,
+            Some(UserOrderField::Email) => user_pb::UserOrderField::Email,
+        };
+        let message = user_pb::ListUsersRequest {
+            page_size: params.page_size.unwrap_or(0),
+            page_token: params.page_token.unwrap_or_default(),
+            name_contains: params.name_contains.unwrap_or_default(),
+            email_contains: params.email_contains.unwrap_or_default(),
+            status: params.status.map_or(0, |status| status.to_proto() as i32),
+            order_by: Some(user_pb::UserOrderBy {
+                field: field as i32,
+                direction: SortDirection::to_proto(params.direction),
+            }),
+        };
+        check_page_size(message.page_size)?;
+        let request = self
+            .backends
+            .request("user.v1.UserService/ListUsers", request_id, message);
+        let response = self
+            .backends
+            .users
+            .clone()
+            .list_users(request)
+            .await?
+            .into_inner();
+        Ok(Page {
+            items: response.users.into_iter().map(User::from).collect(),
+            next_page_token: response.next_page_token,
+        })
+    }
+
+    pub async fn create_user(
+        &self,
+        request_id: &str,
+        input: CreateUserInput,
+    ) -> Result<User, ApiError> {
+        let request = self.backends.request(
+            "user.v1.UserService/CreateUser",
+            request_id,
+            user_pb::CreateUserRequest {
+                name: input.name,
+                email: input.email,
+                status: input.status.map_or(0, |status| status.to_proto() as i32),
+            },
+        );
+        let response = self.backends.users.clone().create_user(request).await?;
+        Ok(response.into_inner().user.unwrap_or_default().into())
+    }
+
+    pub async fn update_user(
+        &self,
+        request_id: &str,
+        id: &str,
+        input: UpdateUserInput,
+    ) -> Result<User, ApiError> {
+        let request = self.backends.request(
+            "user.v1.UserService/UpdateUser",
+            request_id,
+            user_pb::UpdateUserRequest {
+                id: id.to_owned(),
+                name: input.name,
+                email: input.email,
+                status: input.status.map(|status| status.to_proto() as i32),
+            },
+        );
+        let response = self.backends.users.clone().update_user(request).await?;
+        Ok(response.into_inner().user.unwrap_or_default().into())
+    }
+
+    pub async fn delete_user(&self, request_id: &str, id: &str) -> Result<(), ApiError> {
+        let request = self.backends.request(
+            "user.v1.UserService/DeleteUser",
+            request_id,
+            user_pb::DeleteUserRequest { id: id.to_owned() },
+        );
+        self.backends.users.clone().delete_user(request).await?;
+        Ok(())
+    }
+
+    pub async fn user_metrics(&self, request_id: &str) -> Result<UserMetrics, ApiError> {
+        let request = self.backends.request(
+            "user.v1.UserService/GetUserMetrics",
+            request_id,
+            user_pb::GetUserMetricsRequest {},
+        );
+        let response = self
+            .backends
+            .users
+            .clone()
+            .get_user_metrics(request)
+            .await?;
+        Ok(response.into_inner().into())
+    }
+
+    pub async fn get_order(&self, request_id: &str, id: &str) -> Result<Order, ApiError> {
+        let request = self.backends.request(
+            "order.v1.OrderService/GetOrder",
+            request_id,
+            order_pb::GetOrderRequest { id: id.to_owned() },
+        );
+        let response = self.backends.orders.clone().get_order(request).await?;
+        Ok(response.into_inner().order.unwrap_or_default().into())
+    }
+
+    pub async fn list_orders(
+        &self,
+        request_id: &str,
+        params: OrderListParams,
+    ) -> Result<Page<Order>, ApiError> {
+        let field = match params.order_by {
+            None => order_pb::OrderOrderField::Unspecified,
+            Some(OrderOrderField::CreatedAt) => order_pb::OrderOrderField::CreatedAt,
+            Some(OrderOrderField::Total) => order_pb::OrderOrderField::Total,
+            Some(OrderOrderField::UpdatedAt) => order_pb::OrderOrderField::UpdatedAt,
+        };
+        let message = order_pb::ListOrdersRequest {
+            page_size: params.page_size.unwrap_or(0),
+            page_token: params.page_token.unwrap_or_default(),
+            user_id: params.user_id.unwrap_or_default(),
+            status: params.status.map_or(0, |status| status.to_proto() as i32),
+            created_after: parse_instant("created_after", params.created_after.as_deref())?,
+            created_before: parse_instant("created_before", params.created_before.as_deref())?,
+            min_total: params.min_total.map(|total| total.0),
+            order_by: Some(order_pb::OrderOrderBy {
+                field: field as i32,
+                direction: SortDirection::to_proto(params.direction),
+            }),
+        };
+        check_page_size(message.page_size)?;
+        let request =
+            self.backends
+                .request("order.v1.OrderService/ListOrders", request_id, message);
+        let response = self
+            .backends
+            .orders
+            .clone()
+            .list_orders(request)
+            .await?
+            .into_inner();
+        Ok(Page {
+            items: response.orders.into_iter().map(Order::from).collect(),
+            next_page_token: response.next_page_token,
+        })
+    }
+
+    pub async fn orders_by_user(
+        &self,
+        request_id: &str,
+        user_id: &str,
+        page_size: Option<i32>,
+        page_token: Option<String>,
+    ) -> Result<Page<Order>, ApiError> {
+        let message = order_pb::GetOrdersByUserRequest {
+            user_id: user_id.to_owned(),
+            page_size: page_size.unwrap_or(0),
+            page_token: page_token.unwrap_or_default(),
+        };
+        check_page_size(message.page_size)?;
+        let request =
+            self.backends
+                .request("order.v1.OrderService/GetOrdersByUser", request_id, message);
+        let response = self
+            .backends
+            .orders
+            .clone()
+            .get_orders_by_user(request)
+            .await?
+            .into_inner();
+        Ok(Page {
+            items: response.orders.into_iter().map(Order::from).collect(),
+            next_page_token: response.next_page_token,
+        })
+    }
+
+    pub async fn create_order(
+        &self,
+        request_id: &str,
+        input: CreateOrderInput,
+    ) -> Result<Order, ApiError> {
+        let message = order_pb::CreateOrderRequest {
+            user_id: input.user_id,
+            items: input
+                .items
+                .into_iter()
+                .map(|item| order_pb::OrderItem {
+                    sku: item.sku,
+                    quantity: item.quantity,
+                    unit_price: item.unit_price.0,
+                })
+                .collect(),
+            currency: input.currency,
+            shipping_address: Some(address(input.shipping_address)),
+        };
+        let request =
+            self.backends
+                .request("order.v1.OrderService/CreateOrder", request_id, message);
+        let response = self.backends.orders.clone().create_order(request).await?;
+        Ok(response.into_inner().order.unwrap_or_default().into())
+    }
+
+    pub async fn update_order_status(
+        &self,
+        request_id: &str,
+        id: &str,
+        status: OrderStatus,
+    ) -> Result<Order, ApiError> {
+        let request = self.backends.request(
+            "order.v1.OrderService/UpdateOrderStatus",
+            request_id,
+            order_pb::UpdateOrderStatusRequest {
+                id: id.to_owned(),
+                status: status.to_proto() as i32,
+            },
+        );
+        let response = self
+            .backends
+            .orders
+            .clone()
+            .update_order_status(request)
+            .await?;
+        Ok(response.into_inner().order.unwrap_or_default().into())
+    }
+
+    pub async fn cancel_order(
+        &self,
+        request_id: &str,
+        id: &str,
+        reason: String,
+    ) -> Result<Order, ApiError> {
+        let request = self.backends.request(
+            "order.v1.OrderService/CancelOrder",
+            request_id,
+            order_pb::CancelOrderRequest {
+                id: id.to_owned(),
+                reason,
+            },
+        );
+        let response = self.backends.orders.clone().cancel_order(request).await?;
+        Ok(response.into_inner().order.unwrap_or_default().into())
+    }
+
+    pub async fn process_payment(
+        &self,
+        request_id: &str,
+        order_id: &str,
+        input: PaymentInput,
+    ) -> Result<(Order, Payment), ApiError> {
+        let request = self.backends.request(
+            "order.v1.OrderService/ProcessPayment",
+            request_id,
+            order_pb::ProcessPaymentRequest {
+                order_id: order_id.to_owned(),
+                amount: input.amount.0,
+                currency: input.currency,
+                method: input.method.to_proto() as i32,
+                payment_token: input.payment_token,
+            },
+        );
+        let response = self
+            .backends
+            .orders
+            .clone()
+            .process_payment(request)
+            .await?
+            .into_inner();
+        Ok((
+            response.order.unwrap_or_default().into(),
+            response.payment.unwrap_or_default().into(),
+        ))
+    }
+
+    pub async fn order_metrics(&self, request_id: &str) -> Result<OrderMetrics, ApiError> {
+        let request = self.backends.request(
+            "order.v1.OrderService/GetOrderMetrics",
+            request_id,
+            order_pb::GetOrderMetricsRequest {},
+        );
+        let response = self
+            .backends
+            .orders
+            .clone()
+            .get_order_metrics(request)
+            .await?;
+        Ok(response.into_inner().into())
+    }
+
+    /// Fetches the newest `limit` orders of each user in one call.
+    pub async fn orders_of_users(
+        &self,
+        request_id: &str,
+        user_ids: Vec<String>,
+        limit: i32,
+    ) -> Result<Vec<(String, Vec<Order>)>, ApiError> {
+        let request = self.backends.request(
+            "order.v1.OrderService/ListOrdersByUsers",
+            request_id,
+            order_pb::ListOrdersByUsersRequest {
+                user_ids,
+                limit_per_user: limit,
+            },
+        );
+        let response = self
+            .backends
+            .orders
+            .clone()
+            .list_orders_by_users(request)
+            .await?;
+        Ok(response
+            .into_inner()
+            .results
+            .into_iter()
+            .map(|entry| {
+                (
+                    entry.user_id,
+                    entry.orders.into_iter().map(Order::from).collect(),
+                )
+            })
+            .collect())
+    }
+}
+
+fn address(input: AddressInput) -> order_pb::Address {
+    order_pb::Address {
+        recipient: input.recipient,
+        line1: input.line1,
+        line2: input.line2,
+        city: input.city,
+        region: input.region,
+        postal_code: input.postal_code,
+        country: input.country,
+    }
+}
+
+/// Rejects an out-of-range page size before any backend call. The services
+/// apply the same rule; checking here too saves a round trip.
+fn check_page_size(page_size: i32) -> Result<(), ApiError> {
+    lintas_common::validation::page_size("page_size", page_size)
+        .map(drop)
+        .map_err(|violation| ApiError::invalid_argument(violation.to_string()))
+}
+
+fn parse_instant(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<prost_types::Timestamp>, ApiError> {
+    value
+        .map(|text| {
+            prost_types::Timestamp::from_str(text).map_err(|_| {
+                ApiError::invalid_argument(format!(
+                    "{field}: not an RFC 3339 timestamp, for example 2026-01-31T12:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+}

@@ -1,0 +1,87 @@
+//! DataLoaders that batch the backend calls behind `Order.user` and
+//! `User.orders`, so that a page of users with their orders costs a fixed
+//! number of backend calls instead of one per user.
+//!
+//! Loaders are created per GraphQL request, so nothing is cached across
+//! requests or callers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+
+use crate::api::Api;
+use crate::error::ApiError;
+use crate::model::{Order, User};
+
+/// Loads users by id through `BatchGetUsers`.
+pub struct UserLoader {
+    pub api: Api,
+    pub request_id: String,
+}
+
+impl Loader<String> for UserLoader {
+    type Value = User;
+    type Error = Arc<ApiError>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, User>, Self::Error> {
+        let mut found = HashMap::with_capacity(keys.len());
+        // BatchGetUsers takes at most 100 ids per call.
+        for chunk in keys.chunks(100) {
+            let users = self
+                .api
+                .batch_get_users(&self.request_id, chunk.to_vec())
+                .await
+                .map_err(Arc::new)?;
+            found.extend(users.into_iter().map(|user| (user.id.to_string(), user)));
+        }
+        Ok(found)
+    }
+}
+
+/// Key of [`OrdersLoader`]: a user and how many of their newest orders to load.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserOrdersKey {
+    pub user_id: String,
+    pub limit: i32,
+}
+
+/// Loads each user's newest orders through `ListOrdersByUsers`, one call per
+/// distinct limit and 100 users.
+pub struct OrdersLoader {
+    pub api: Api,
+    pub request_id: String,
+}
+
+impl Loader<UserOrdersKey> for OrdersLoader {
+    type Value = Vec<Order>;
+    type Error = Arc<ApiError>;
+
+    async fn load(
+        &self,
+        keys: &[UserOrdersKey],
+    ) -> Result<HashMap<UserOrdersKey, Vec<Order>>, Self::Error> {
+        let mut by_limit: HashMap<i32, Vec<String>> = HashMap::new();
+        for key in keys {
+            by_limit
+                .entry(key.limit)
+                .or_default()
+                .push(key.user_id.clone());
+        }
+
+        let mut loaded = HashMap::with_capacity(keys.len());
+        for (limit, user_ids) in by_limit {
+            for chunk in user_ids.chunks(100) {
+                let results = self
+                    .api
+                    .orders_of_users(&self.request_id, chunk.to_vec(), limit)
+                    .await
+                    .map_err(Arc::new)?;
+                for (user_id, orders) in results {
+                    loaded.insert(UserOrdersKey { user_id, limit }, orders);
+                }
+            }
+        }
+        Ok(loaded)
+    }
+}

@@ -1,0 +1,165 @@
+//! The GraphQL facade at `/graphql`: POST and GET per the GraphQL-over-HTTP
+//! specification, and the GraphiQL playground for browsers that GET the
+//! same path.
+
+mod limits;
+mod loaders;
+mod mutation;
+mod query;
+
+use async_graphql::ParseRequestError;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::api::Api;
+use crate::error::ApiError;
+use crate::request_id::RequestId;
+
+pub use limits::AliasLimit;
+use loaders::{OrdersLoader, UserLoader};
+use mutation::Mutation;
+use query::Query;
+
+pub type GatewaySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Path of the GraphQL endpoint and playground.
+pub const GRAPHQL_PATH: &str = "/graphql";
+
+/// Bounds on a GraphQL document, checked before anything runs.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    pub max_depth: usize,
+    /// Each field costs 1, multiplied by the page size on list fields.
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_directives: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        // A page of 100 users with 10 orders each and every field selected
+        // stays well under the complexity limit.
+        Self {
+            max_depth: 10,
+            max_complexity: 50_000,
+            max_aliases: 30,
+            max_directives: 30,
+        }
+    }
+}
+
+/// State of the GraphQL handler.
+#[derive(Clone)]
+pub struct GraphqlState {
+    pub schema: GatewaySchema,
+    pub api: Api,
+}
+
+/// Builds the schema with its limits.
+pub fn schema(api: Api, limits: QueryLimits) -> GatewaySchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(api)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives)
+        .extension(AliasLimit {
+            max: limits.max_aliases,
+        })
+        .finish()
+}
+
+/// Serves GraphiQL to a browser's plain GET, and executes everything else.
+pub async fn handle(
+    State(state): State<GraphqlState>,
+    RequestId(request_id): RequestId,
+    method: Method,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest<ApiError>, ApiError>,
+) -> Response {
+    if method == Method::GET && wants_html(&headers) {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint(GRAPHQL_PATH)
+                .title("Lintas GraphQL")
+                .finish(),
+        )
+        .into_response();
+    }
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(error) => return error.into_response(),
+    };
+
+    let api = state.api.clone();
+    let request = request
+        .data(RequestId(request_id.clone()))
+        .data(DataLoader::new(
+            UserLoader {
+                api: api.clone(),
+                request_id: request_id.clone(),
+            },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            OrdersLoader { api, request_id },
+            tokio::spawn,
+        ));
+
+    let mut response = state.schema.execute(request).await;
+    label_validation_errors(&mut response);
+    GraphQLResponse::from(response).into_response()
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+impl From<ParseRequestError> for ApiError {
+    fn from(error: ParseRequestError) -> Self {
+        match error {
+            ParseRequestError::PayloadTooLarge => ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "request body is larger than the gateway accepts",
+            ),
+            other => ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("invalid GraphQL request: {other}"),
+            ),
+        }
+    }
+}
+
+/// Gives errors raised before execution (parse, validation and limit errors)
+/// the code `GRAPHQL_VALIDATION_FAILED`, so that every error has a code.
+fn label_validation_errors(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|extensions| extensions.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "GRAPHQL_VALIDATION_FAILED");
+        }
+    }
+}
+
+fn api<'a>(ctx: &Context<'a>) -> &'a Api {
+    ctx.data_unchecked::<Api>()
+}
+
+fn request_id<'a>(ctx: &Context<'a>) -> &'a str {
+    &ctx.data_unchecked::<RequestId>().0
+}

@@ -1,0 +1,91 @@
+//! GraphQL mutations: one per write the platform offers.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+
+use super::{api, request_id};
+use crate::error::ApiError;
+use crate::inputs::{CreateOrderInput, CreateUserInput, PaymentInput, UpdateUserInput};
+use crate::model::{Order, OrderStatus, Payment, User};
+
+/// Outcome of a payment attempt. A declined charge is a FAILED payment and
+/// leaves the order PENDING.
+#[derive(SimpleObject)]
+pub struct PaymentResult {
+    pub order: Order,
+    pub payment: Payment,
+}
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+        api(ctx)
+            .create_user(request_id(ctx), input)
+            .await
+            .map_err(ApiError::into_graphql)
+    }
+
+    /// Changes the fields that are set; at least one is required.
+    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
+        api(ctx)
+            .update_user(request_id(ctx), &id, input)
+            .await
+            .map_err(ApiError::into_graphql)
+    }
+
+    /// Deletes a user and returns the deleted id.
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        api(ctx)
+            .delete_user(request_id(ctx), &id)
+            .await
+            .map_err(ApiError::into_graphql)?;
+        Ok(id)
+    }
+
+    async fn create_order(&self, ctx: &Context<'_>, input: CreateOrderInput) -> Result<Order> {
+        api(ctx)
+            .create_order(request_id(ctx), input)
+            .await
+            .map_err(ApiError::into_graphql)
+    }
+
+    /// Moves an order to SHIPPED, DELIVERED or CANCELLED.
+    async fn update_order_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: OrderStatus,
+    ) -> Result<Order> {
+        api(ctx)
+            .update_order_status(request_id(ctx), &id, status)
+            .await
+            .map_err(ApiError::into_graphql)
+    }
+
+    /// Cancels a PENDING or PAID order; a PAID order is refunded.
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> Result<Order> {
+        api(ctx)
+            .cancel_order(request_id(ctx), &id, reason.unwrap_or_default())
+            .await
+            .map_err(ApiError::into_graphql)
+    }
+
+    async fn process_payment(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+        input: PaymentInput,
+    ) -> Result<PaymentResult> {
+        let (order, payment) = api(ctx)
+            .process_payment(request_id(ctx), &order_id, input)
+            .await
+            .map_err(ApiError::into_graphql)?;
+        Ok(PaymentResult { order, payment })
+    }
+}

@@ -1,0 +1,79 @@
+//! Liveness (`/healthz`) and readiness (`/readyz`) endpoints.
+//!
+//! Readiness asks each backend's standard `grpc.health.v1` service, with a
+//! short timeout, so a load balancer stops sending traffic while either
+//! service cannot answer.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::backend::Backends;
+
+/// Upper bound on each backend health check.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// "ready" when every check passed, otherwise "not_ready".
+    pub status: &'static str,
+    /// Result per backend: "serving" or why it is not.
+    pub checks: Checks,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Checks {
+    pub user_service: String,
+    pub order_service: String,
+}
+
+/// Answers 200 while the process runs.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Answers 200 when both backends report SERVING, 503 otherwise.
+pub async fn readyz(State(backends): State<Backends>) -> (StatusCode, Json<Readiness>) {
+    let (user_service, order_service) = tokio::join!(
+        check(backends.user_channel.clone(), "user.v1.UserService"),
+        check(backends.order_channel.clone(), "order.v1.OrderService"),
+    );
+    let ready = user_service.is_ok() && order_service.is_ok();
+    let describe =
+        |result: Result<(), String>| result.map_or_else(|error| error, |()| "serving".to_owned());
+    let readiness = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: Checks {
+            user_service: describe(user_service),
+            order_service: describe(order_service),
+        },
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness))
+}
+
+async fn check(channel: Channel, service: &str) -> Result<(), String> {
+    let mut client = HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    let response = tokio::time::timeout(CHECK_TIMEOUT, client.check(request))
+        .await
+        .map_err(|_| format!("timed out after {} ms", CHECK_TIMEOUT.as_millis()))?
+        .map_err(|status| format!("failed: {}", status.message()))?;
+    match response.into_inner().status() {
+        ServingStatus::Serving => Ok(()),
+        other => Err(format!("not serving: {}", other.as_str_name())),
+    }
+}

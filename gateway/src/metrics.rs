@@ -1,0 +1,149 @@
+//! Prometheus metrics of the gateway, served at `/metrics`.
+//!
+//! Labels are low-cardinality by construction: HTTP requests are labelled by
+//! route template (never the raw path) and status class, backend calls by
+//! RPC method name.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Route label of requests that matched no route.
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The gateway's metric families, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    backend_calls: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_server_requests_total",
+                "HTTP requests served by the gateway.",
+            ),
+            &["method", "route", "status_class"],
+        )
+        .expect("metric definition is valid");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_server_request_duration_seconds",
+                "Time from receiving an HTTP request to sending its response headers.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["method", "route"],
+        )
+        .expect("metric definition is valid");
+        let backend_calls = IntCounterVec::new(
+            Opts::new(
+                "gateway_backend_calls_total",
+                "gRPC calls from the gateway to a backend, by RPC method.",
+            ),
+            &["method"],
+        )
+        .expect("metric definition is valid");
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(backend_calls.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            backend_calls,
+        }
+    }
+
+    /// Counts one gRPC call to a backend. `method` is a fixed RPC name such
+    /// as "user.v1.UserService/GetUser".
+    pub fn record_backend_call(&self, method: &'static str) {
+        self.backend_calls.with_label_values(&[method]).inc();
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Middleware that records the count and duration of every HTTP request.
+pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
+
+    let response = next.run(request).await;
+
+    let status_class = format!("{}xx", response.status().as_u16() / 100);
+    metrics
+        .http_requests
+        .with_label_values(&[method, &route, &status_class])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Keeps the method label bounded: any non-standard method is "other".
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Serves `/metrics`.
+pub async fn serve_metrics(State(metrics): State<Metrics>) -> Response {
+    match metrics.render() {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "failed to encode metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! REST routes of orders: `/api/v1/orders...` and `/api/v1/metrics/orders`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::api::Api;
+use crate::error::{ApiError, Problem};
+use crate::inputs::{
+    CancelInput, CreateOrderInput, OrderListParams, PaymentInput, StatusChangeInput,
+};
+use crate::model::{Order, OrderMetrics, Payment};
+use crate::request_id::RequestId;
+
+/// One page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    /// Pass as `page_token` to get the next page; empty on the last page.
+    pub next_page_token: String,
+}
+
+/// Outcome of a payment attempt. A declined charge is a FAILED payment and
+/// leaves the order PENDING.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentResult {
+    pub order: Order,
+    pub payment: Payment,
+}
+
+/// List orders, filtered and sorted.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderListParams),
+    responses((status = 200, body = OrderPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(api): State<Api>,
+    RequestId(request_id): RequestId,
+    ApiQuery(params): ApiQuery<OrderListParams>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let page = api.list_orders(&request_id, params).await?;
+    Ok(Json(OrderPage {
+        orders: page.items,
+        next_page_token: page.next_page_token,
+    }))
+}
+
+/// Place an order for an active user.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrderInput,
+    responses((status = 201, body = Order, headers(("location" = String, description = "URL of the new order"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "User missing or suspended")))]
+pub async fn create(
+    State(api): State<Api>,
+    RequestId(request_id): RequestId,
+    ApiJson(input): ApiJson<CreateOrderInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let order = api.create_order(&request_id, input).await?;
+    let location = format!("/api/v1/orders/{}", order.id.as_str());
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(order),
+    ))
+}
+
+/// Get an order by id.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+    responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    State(api): State<Api>,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Order>, ApiError> {
+    Ok(Json(api.get_order(&request_id, &id).await?))
+}
+
+/// Move an order to SHIPPED, DELIVERED or CANCELLED.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/status", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+    request_body = StatusChangeInput,
+    responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Transition not allowed from the current status")))]
+pub async fn change_status(
+    State(api): State<Api>,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(input): ApiJson<StatusChangeInput>,
+) -> Result<Json<Order>, ApiError> {
+    Ok(Json(
+        api.update_order_status(&request_id, &id, input.status)
+            .await?,
+    ))
+}
+
+/// Cancel a PENDING or PAID order; a PAID order is refunded.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+    request_body(content = CancelInput, description = "Optional; an empty body cancels without a reason"),
+    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn cancel(
+    State(api): State<Api>,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<String>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<Order>, ApiError> {
+    let body = body.map_err(|rejection| ApiError::from(JsonRejection::from(rejection)))?;
+    let input: CancelInput = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelInput::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::invalid_argument(format!("request body: {error}")))?
+    };
+    Ok(Json(
+        api.cancel_order(&request_id, &id, input.reason).await?,
+    ))
+}
+
+/// Pay a PENDING order.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/payments", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+    request_body = PaymentInput,
+    responses((status = 200, body = PaymentResult, description = "Payment attempted; see payment.status"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Order is not PENDING")))]
+pub async fn pay(
+    State(api): State<Api>,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(input): ApiJson<PaymentInput>,
+) -> Result<Json<PaymentResult>, ApiError> {
+    let (order, payment) = api.process_payment(&request_id, &id, input).await?;
+    Ok(Json(PaymentResult { order, payment }))
+}
+
+/// Business numbers about orders and payments.
+#[utoipa::path(get, path = "/api/v1/metrics/orders", tag = "metrics", responses((status = 200, body = OrderMetrics)))]
+pub async fn metrics(
+    State(api): State<Api>,
+    RequestId(request_id): RequestId,
+) -> Result<Json<OrderMetrics>, ApiError> {
+    Ok(Json(api.order_metrics(&request_id).await?))
+}
