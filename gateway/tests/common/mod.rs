@@ -1,0 +1,228 @@
+//! Starts the real user service, order service and gateway on loopback
+//! port 0 with fresh SQLite files, and offers typed request helpers.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub struct Platform {
+    pub base: String,
+    pub client: Client,
+    stop: watch::Sender<bool>,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn stopped(receiver: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut receiver = receiver.clone();
+    async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn loopback() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+/// Starts the whole platform.
+pub async fn start() -> Platform {
+    start_with(|_| {}).await
+}
+
+/// Starts the whole platform, letting the caller adjust gateway settings.
+pub async fn start_with(adjust: impl FnOnce(&mut gateway::Settings)) -> Platform {
+    let data = tempfile::tempdir().unwrap();
+    let (stop, receiver) = watch::channel(false);
+
+    let user_listener = loopback().await;
+    let order_listener = loopback().await;
+    let gateway_listener = loopback().await;
+    let user_url = format!("http://{}", user_listener.local_addr().unwrap());
+    let order_url = format!("http://{}", order_listener.local_addr().unwrap());
+    let base = format!("http://{}", gateway_listener.local_addr().unwrap());
+
+    let user_settings = user_svc::Settings {
+        database_url: format!("sqlite://{}", data.path().join("users.db").display()),
+        page_token_secret: None,
+    };
+    let order_settings = order_svc::Settings {
+        database_url: format!("sqlite://{}", data.path().join("orders.db").display()),
+        page_token_secret: None,
+        user_service_url: user_url.clone(),
+        user_service_timeout: order_svc::DEFAULT_USER_SERVICE_TIMEOUT,
+    };
+    let mut gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
+    adjust(&mut gateway_settings);
+
+    tokio::spawn(user_svc::serve(
+        user_listener,
+        user_settings,
+        stopped(&receiver),
+    ));
+    tokio::spawn(order_svc::serve(
+        order_listener,
+        order_settings,
+        stopped(&receiver),
+    ));
+    tokio::spawn(gateway::serve(
+        gateway_listener,
+        gateway_settings,
+        stopped(&receiver),
+    ));
+
+    let platform = Platform {
+        base,
+        client: Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        stop,
+        _data: data,
+    };
+    platform.wait_ready().await;
+    platform
+}
+
+impl Platform {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Ok(response) = self.client.get(self.url("/readyz")).send().await {
+                if response.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("platform did not become ready within 5 seconds");
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Sends a request and returns the status and the JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = self.send(method, path, body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn create_user(&self, name: &str, email: &str) -> Value {
+        let (status, body) = self
+            .post("/api/v1/users", json!({ "name": name, "email": email }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn create_order(&self, user_id: &str, unit_price: i64) -> Value {
+        let (status, body) = self
+            .post("/api/v1/orders", order_body(user_id, unit_price))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn pay(&self, order: &Value) -> (StatusCode, Value) {
+        let path = format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap());
+        let body = json!({
+            "amount": order["total"],
+            "currency": order["currency"],
+            "method": "CARD",
+            "payment_token": "tok_visa",
+        });
+        self.post(&path, body).await
+    }
+
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Reads one sample of a metric from `/metrics`, 0 when absent.
+    pub async fn metric(&self, name_and_labels: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+pub fn order_body(user_id: &str, unit_price: i64) -> Value {
+    json!({
+        "user_id": user_id,
+        "currency": "IDR",
+        "items": [{ "sku": "KOPI-1", "quantity": 2, "unit_price": unit_price }],
+        "shipping_address": {
+            "recipient": "Siti",
+            "line1": "Jl. Merdeka 1",
+            "city": "Jakarta",
+            "postal_code": "10110",
+            "country": "ID"
+        }
+    })
+}
+
+/// Asserts a problem+json body with the given status and code.
+pub fn assert_problem(status: StatusCode, body: &Value, expected_status: u16, expected_code: &str) {
+    assert_eq!(status.as_u16(), expected_status, "{body}");
+    assert_eq!(body["code"], expected_code, "{body}");
+    assert_eq!(body["status"], expected_status, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| !detail.is_empty()),
+        "{body}"
+    );
+}

@@ -1,0 +1,336 @@
+//! The GraphQL facade: queries, mutations, error codes, limits and the
+//! DataLoader bound on backend calls.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use common::start;
+
+const CREATE_USER: &str = "mutation($input: CreateUserInput!) { createUser(input: $input) { id name email status version } }";
+
+async fn create_user(platform: &common::Platform, name: &str, email: &str) -> Value {
+    let response = platform
+        .graphql(
+            CREATE_USER,
+            json!({ "input": { "name": name, "email": email } }),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    response["data"]["createUser"].clone()
+}
+
+fn error_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn mutations_cover_the_order_flow() {
+    let platform = start().await;
+    let user = create_user(&platform, "Siti", "siti@example.com").await;
+    assert_eq!(user["status"], "ACTIVE");
+    assert_eq!(user["version"], "1");
+
+    let create_order = r#"mutation($input: CreateOrderInput!) {
+        createOrder(input: $input) { id status total currency items { sku quantity unitPrice } user { name } } }"#;
+    let input = json!({ "input": {
+        "userId": user["id"], "currency": "IDR",
+        "items": [{ "sku": "KOPI-1", "quantity": 3, "unitPrice": "2500" }],
+        "shippingAddress": { "recipient": "Siti", "line1": "Jl. Merdeka 1", "city": "Jakarta", "postalCode": "10110", "country": "ID" }
+    }});
+    let response = platform.graphql(create_order, input).await;
+    assert!(response["errors"].is_null(), "{response}");
+    let order = &response["data"]["createOrder"];
+    assert_eq!(order["status"], "PENDING");
+    assert_eq!(order["total"], "7500");
+    assert_eq!(order["user"]["name"], "Siti");
+    let order_id = order["id"].clone();
+
+    let pay = r#"mutation($id: ID!, $input: PaymentInput!) { processPayment(orderId: $id, input: $input) { order { status } payment { status amount } } }"#;
+    let response = platform
+        .graphql(pay, json!({ "id": order_id, "input": { "amount": 7500, "currency": "IDR", "method": "CARD", "paymentToken": "tok_ok" } }))
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    assert_eq!(
+        response["data"]["processPayment"]["order"]["status"],
+        "PAID"
+    );
+    assert_eq!(
+        response["data"]["processPayment"]["payment"]["amount"],
+        "7500"
+    );
+
+    let status = "mutation($id: ID!, $status: OrderStatus!) { updateOrderStatus(id: $id, status: $status) { status } }";
+    let response = platform
+        .graphql(status, json!({ "id": order_id, "status": "SHIPPED" }))
+        .await;
+    assert_eq!(response["data"]["updateOrderStatus"]["status"], "SHIPPED");
+    let response = platform
+        .graphql(status, json!({ "id": order_id, "status": "PAID" }))
+        .await;
+    assert_eq!(error_code(&response), "FAILED_PRECONDITION", "{response}");
+
+    let cancel = "mutation($id: ID!) { cancelOrder(id: $id, reason: \"late\") { status } }";
+    let response = platform.graphql(cancel, json!({ "id": order_id })).await;
+    assert_eq!(error_code(&response), "FAILED_PRECONDITION", "{response}");
+
+    let response = platform
+        .graphql(
+            "query($id: ID!) { order(id: $id) { status payments { status } } }",
+            json!({ "id": order_id }),
+        )
+        .await;
+    assert_eq!(response["data"]["order"]["status"], "SHIPPED");
+    assert_eq!(
+        response["data"]["order"]["payments"][0]["status"],
+        "SUCCEEDED"
+    );
+}
+
+#[tokio::test]
+async fn user_queries_update_and_delete() {
+    let platform = start().await;
+    let user = create_user(&platform, "Ada", "ada@example.com").await;
+    create_user(&platform, "Grace", "grace@example.com").await;
+
+    let update = "mutation($id: ID!) { updateUser(id: $id, input: { status: SUSPENDED }) { status version } }";
+    let response = platform.graphql(update, json!({ "id": user["id"] })).await;
+    assert_eq!(response["data"]["updateUser"]["status"], "SUSPENDED");
+    assert_eq!(response["data"]["updateUser"]["version"], "2");
+
+    let list = r#"query { users(first: 1, filter: { status: ACTIVE }, orderBy: { field: NAME, direction: ASC }) {
+        nodes { name } pageInfo { hasNextPage endCursor } } }"#;
+    let response = platform.graphql(list, json!({})).await;
+    assert_eq!(
+        response["data"]["users"]["nodes"],
+        json!([{ "name": "Grace" }])
+    );
+    assert_eq!(response["data"]["users"]["pageInfo"]["hasNextPage"], false);
+
+    let pages = "query($after: String) { users(first: 1, after: $after) { nodes { name } pageInfo { hasNextPage endCursor } } }";
+    let first = platform.graphql(pages, json!({})).await;
+    assert_eq!(first["data"]["users"]["pageInfo"]["hasNextPage"], true);
+    let cursor = first["data"]["users"]["pageInfo"]["endCursor"].clone();
+    let second = platform.graphql(pages, json!({ "after": cursor })).await;
+    assert_eq!(second["data"]["users"]["pageInfo"]["hasNextPage"], false);
+    assert_ne!(
+        first["data"]["users"]["nodes"],
+        second["data"]["users"]["nodes"]
+    );
+
+    let delete = "mutation($id: ID!) { deleteUser(id: $id) }";
+    let response = platform.graphql(delete, json!({ "id": user["id"] })).await;
+    assert_eq!(response["data"]["deleteUser"], user["id"]);
+    let response = platform
+        .graphql(
+            "query($id: ID!) { user(id: $id) { id } }",
+            json!({ "id": user["id"] }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "NOT_FOUND", "{response}");
+
+    let metrics = platform
+        .graphql(
+            "{ userMetrics { totalUsers usersByStatus { status count } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(metrics["data"]["userMetrics"]["totalUsers"], "1");
+}
+
+#[tokio::test]
+async fn errors_carry_rest_codes() {
+    let platform = start().await;
+    create_user(&platform, "Ada", "ada@example.com").await;
+
+    let response = platform
+        .graphql(
+            CREATE_USER,
+            json!({ "input": { "name": "Ada", "email": "ADA@example.com" } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "ALREADY_EXISTS", "{response}");
+    let response = platform
+        .graphql(
+            CREATE_USER,
+            json!({ "input": { "name": "Ada", "email": "bad" } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "INVALID_ARGUMENT", "{response}");
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("email:"),
+        "{response}"
+    );
+    let response = platform
+        .graphql("{ user(id: \"nope\") { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&response), "INVALID_ARGUMENT", "{response}");
+    let response = platform
+        .graphql("{ users(first: 500) { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(error_code(&response), "INVALID_ARGUMENT", "{response}");
+    let response = platform.graphql("{ nosuchfield }", json!({})).await;
+    assert_eq!(
+        error_code(&response),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{response}"
+    );
+
+    let (_, metrics) = platform.get("/api/v1/metrics/users").await;
+    assert_eq!(metrics["total_users"], "1");
+}
+
+#[tokio::test]
+async fn query_limits_reject_abuse() {
+    let platform = start().await;
+
+    let aliases: String = (0..31)
+        .map(|index| format!("a{index}: userMetrics {{ totalUsers }} "))
+        .collect();
+    let response = platform
+        .graphql(&format!("{{ {aliases} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&response), "QUERY_TOO_COMPLEX", "{response}");
+    assert!(response["data"].is_null(), "{response}");
+
+    let deep = "{ orders(first: 1) { nodes { user { orders(first: 1) { user { orders(first: 1) { user { orders(first: 1) { user { orders(first: 1) { user { id } } } } } } } } } } } }";
+    let response = platform.graphql(deep, json!({})).await;
+    assert_eq!(
+        error_code(&response),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{response}"
+    );
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("nested"),
+        "{response}"
+    );
+
+    let costly = "{ users(first: 100) { nodes { orders(first: 100) { items { sku } payments { id } user { orders(first: 100) { id } } } } } }";
+    let response = platform.graphql(costly, json!({})).await;
+    assert_eq!(
+        error_code(&response),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{response}"
+    );
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("complex"),
+        "{response}"
+    );
+
+    let directives: String = (0..31).map(|_| "@include(if: true) ").collect();
+    let response = platform
+        .graphql(
+            &format!("{{ userMetrics {directives} {{ totalUsers }} }}"),
+            json!({}),
+        )
+        .await;
+    assert!(!response["errors"].is_null(), "{response}");
+}
+
+#[tokio::test]
+async fn page_of_users_with_orders_uses_three_calls() {
+    let platform = start().await;
+    for index in 0..50 {
+        let user = platform
+            .create_user(&format!("User {index}"), &format!("u{index}@example.com"))
+            .await;
+        let user_id = user["id"].as_str().unwrap();
+        platform.create_order(user_id, 100 + index).await;
+        platform.create_order(user_id, 200 + index).await;
+    }
+
+    let methods = [
+        "user.v1.UserService/ListUsers",
+        "order.v1.OrderService/ListOrdersByUsers",
+        "user.v1.UserService/BatchGetUsers",
+        "user.v1.UserService/GetUser",
+    ];
+    let mut before = Vec::new();
+    for method in methods {
+        before.push(
+            platform
+                .metric(&format!(
+                    "gateway_backend_calls_total{{method=\"{method}\"}}"
+                ))
+                .await,
+        );
+    }
+
+    let query = "{ users(first: 50) { nodes { id name orders(first: 5) { id total user { id email } } } } }";
+    let response = platform.graphql(query, json!({})).await;
+    assert!(response["errors"].is_null(), "{response}");
+    let nodes = response["data"]["users"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 50);
+    for node in nodes {
+        let orders = node["orders"].as_array().unwrap();
+        assert_eq!(orders.len(), 2, "{node}");
+        assert_eq!(orders[0]["user"]["id"], node["id"]);
+    }
+
+    let mut deltas = Vec::new();
+    for (method, previous) in methods.iter().zip(before) {
+        let now = platform
+            .metric(&format!(
+                "gateway_backend_calls_total{{method=\"{method}\"}}"
+            ))
+            .await;
+        deltas.push(now - previous);
+    }
+    assert_eq!(
+        deltas,
+        [1.0, 1.0, 1.0, 0.0],
+        "calls per method: {methods:?}"
+    );
+}
+
+#[tokio::test]
+async fn graphiql_for_browsers_and_get_queries() {
+    let platform = start().await;
+    let response = platform
+        .client
+        .get(platform.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("graphiql"), "{page}");
+
+    let response = platform
+        .client
+        .get(platform.url("/graphql?query=%7BuserMetrics%7BtotalUsers%7D%7D"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["userMetrics"]["totalUsers"], "0");
+
+    let response = platform
+        .client
+        .post(platform.url("/graphql"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "BAD_REQUEST");
+}

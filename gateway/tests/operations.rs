@@ -1,0 +1,175 @@
+//! Health, readiness, documentation, metrics and behaviour with a backend down.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use common::start;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let platform = start().await;
+    let (status, body) = platform.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    let (status, body) = platform.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["user_service"], "serving");
+    assert_eq!(body["checks"]["order_service"], "serving");
+}
+
+#[tokio::test]
+async fn openapi_document_and_docs_page() {
+    let platform = start().await;
+    let (status, document) = platform.get(gateway::OPENAPI_PATH).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/users",
+        "/api/v1/users/{id}",
+        "/api/v1/users/{id}/orders",
+        "/api/v1/orders",
+        "/api/v1/orders/{id}",
+        "/api/v1/orders/{id}/status",
+        "/api/v1/orders/{id}/cancel",
+        "/api/v1/orders/{id}/payments",
+        "/api/v1/metrics/users",
+        "/api/v1/metrics/orders",
+    ] {
+        assert!(paths.contains_key(path), "missing {path}");
+    }
+    assert!(document["components"]["schemas"]["Problem"].is_object());
+
+    let response = platform
+        .client
+        .get(platform.url("/api/docs/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("swagger")
+    );
+}
+
+#[tokio::test]
+async fn metrics_use_route_templates() {
+    let platform = start().await;
+    for index in 0..20 {
+        platform.get(&format!("/random/{index}")).await;
+        platform
+            .get(&format!(
+                "/api/v1/users/0190f0f0-0000-7000-8000-0000000000{index:02}"
+            ))
+            .await;
+    }
+    let text = platform
+        .client
+        .get(platform.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("http_server_requests_total{"))
+        .collect();
+    assert!(
+        series
+            .iter()
+            .any(|line| line.contains("route=\"/api/v1/users/{id}\"")),
+        "{series:?}"
+    );
+    assert!(
+        series
+            .iter()
+            .any(|line| line.contains("route=\"unmatched\"")),
+        "{series:?}"
+    );
+    assert!(
+        !series.iter().any(|line| line.contains("/random/")),
+        "{series:?}"
+    );
+    assert!(series.len() < 8, "{series:?}");
+}
+
+#[tokio::test]
+async fn backend_down_gives_fast_503() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let settings = gateway::Settings::with_backends(&dead_url, &dead_url);
+    let (stop, mut receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(gateway::serve(listener, settings, async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let response = client
+        .get(format!(
+            "{base}/api/v1/users/0190f0f0-0000-7000-8000-000000000000"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "UNAVAILABLE");
+    // Well under the 5 s backend timeout: a refused connection fails at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let response = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let response = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let _ = stop.send(true);
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_or_generated() {
+    let platform = start().await;
+    let response = platform
+        .client
+        .get(platform.url("/healthz"))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+    let response = platform
+        .client
+        .get(platform.url("/healthz"))
+        .header("x-request-id", "bad id!")
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(generated, "bad id!");
+    assert_eq!(generated.len(), 36);
+}
