@@ -169,7 +169,10 @@ pub fn email(value: &str) -> Result<String, FieldViolation> {
     let domain_has_dot = trimmed
         .rsplit_once('@')
         .is_some_and(|(_, domain)| domain.contains('.') && !domain.ends_with('.'));
-    if !email_address::EmailAddress::is_valid(&trimmed) || !domain_has_dot {
+    // email_address 0.2 also accepts `Name <address>` by default, which is not an addr-spec.
+    let options = email_address::Options::default().without_display_text();
+    let is_addr_spec = email_address::EmailAddress::parse_with_options(&trimmed, options).is_ok();
+    if !is_addr_spec || !domain_has_dot {
         return Err(FieldViolation::new("email", "not a valid address"));
     }
     Ok(trimmed)
@@ -210,6 +213,7 @@ mod tests {
             "ada@localhost",
             "a b@example.com",
             "ada@example.",
+            "Ada <ada@example.com>",
         ] {
             assert!(email(invalid).is_err(), "{invalid:?} was accepted");
         }
