@@ -1,1 +1,105 @@
+//! The order service: `order.v1.OrderService` over gRPC, with the standard
+//! health and reflection services beside it.
+//!
+//! [`serve`] runs the service on a listener the caller bound, so the binary,
+//! the one-process quickstart and the tests all start it the same way.
+//! Request validation lives in `validate`, the status state machine in
+//! `lifecycle`, storage in `store`, the user-service client in `users`, the
+//! built-in test payment provider in `provider`, and the RPC handlers that
+//! join them in `service`.
 
+mod lifecycle;
+mod provider;
+mod service;
+mod store;
+mod users;
+mod validate;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
+use lintas_proto::order::v1::order_service_server::OrderServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use service::OrderApi;
+pub use store::SqliteOrderStore;
+
+/// Default bound on one call to the user service, connect included. A
+/// lookup by primary key normally takes a few milliseconds, so two seconds
+/// runs out mostly when the user service is stuck or unreachable.
+pub const DEFAULT_USER_SERVICE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Settings that [`serve`] needs; the binary fills them from flags and the
+/// environment.
+#[derive(Clone)]
+pub struct Settings {
+    /// SQLite URL, for example `sqlite://data/orders.db`. The file is
+    /// created when missing.
+    pub database_url: String,
+    /// Secret that signs page tokens. Replicas must share it; without one a
+    /// random secret is used and tokens do not survive a restart.
+    pub page_token_secret: Option<String>,
+    /// gRPC URL of the user service, for example `http://127.0.0.1:50051`.
+    /// CreateOrder checks every order's user there.
+    pub user_service_url: String,
+    /// Bound on one call to the user service, including the TCP connect.
+    pub user_service_timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Settings")
+            .field("database_url", &self.database_url)
+            .field(
+                "page_token_secret",
+                &self.page_token_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("user_service_url", &self.user_service_url)
+            .field("user_service_timeout", &self.user_service_timeout)
+            .finish()
+    }
+}
+
+/// Opens the database, applies migrations and serves gRPC on `listener`
+/// until `shutdown` completes, then drains in-flight calls. The user
+/// service is connected on first use, so it need not be up yet.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = SqliteOrderStore::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("failed to open order database {}", settings.database_url))?;
+    let users = users::UserDirectory::connect_lazy(
+        &settings.user_service_url,
+        settings.user_service_timeout,
+    )
+    .with_context(|| format!("invalid user service URL {}", settings.user_service_url))?;
+
+    let page_tokens = match &settings.page_token_secret {
+        Some(secret) => PageTokenCodec::new(secret.as_bytes(), DEFAULT_MAX_AGE),
+        None => PageTokenCodec::with_random_secret(),
+    };
+    let api = OrderApi::new(store, users, page_tokens);
+
+    let mut server = tonic::transport::Server::builder().timeout(Duration::from_secs(30));
+    let (health_reporter, router) = lintas_common::grpc::router_with_standard_services(&mut server);
+    health_reporter
+        .set_serving::<OrderServiceServer<OrderApi>>()
+        .await;
+
+    let address = listener.local_addr()?;
+    tracing::info!(%address, user_service = %settings.user_service_url, "order service listening");
+    router
+        .add_service(OrderServiceServer::new(api))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("order service failed")?;
+    tracing::info!("order service stopped");
+    Ok(())
+}
