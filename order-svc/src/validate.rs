@@ -85,6 +85,8 @@ pub struct PaymentInput {
 pub enum SortField {
     CreatedAt,
     Total,
+    /// NOTE: an order changed while a caller pages through this ordering
+    /// moves past the cursor, so it can be skipped or returned twice.
     UpdatedAt,
 }
 
