@@ -5,7 +5,9 @@
 //! that every response carries, signed page tokens, and field validation
 //! errors. It holds no business rules: those live in each service.
 
+pub mod database;
 pub mod grpc;
+pub mod idempotency;
 pub mod logging;
 pub mod metadata;
 pub mod page_token;
