@@ -41,6 +41,7 @@ pub async fn load_if_empty(user_url: &str, order_url: &str) -> anyhow::Result<()
                 name: (*name).to_owned(),
                 email: (*email).to_owned(),
                 status: 0,
+                idempotency_key: String::new(),
             })
             .await
             .with_context(|| format!("failed to create demo user {email}"))?;
@@ -143,6 +144,7 @@ async fn advance(
                     currency: order.currency.clone(),
                     method: order_pb::PaymentMethod::Card as i32,
                     payment_token: "tok_demo".to_owned(),
+                    idempotency_key: String::new(),
                 })
                 .await
                 .context("failed to pay demo order")?;

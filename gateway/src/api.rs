@@ -115,6 +115,7 @@ impl Api {
                 name: input.name,
                 email: input.email,
                 status: input.status.map_or(0, |status| status.to_proto() as i32),
+                idempotency_key: String::new(),
             },
         );
         let response = self.backends.users.clone().create_user(request).await?;
@@ -135,6 +136,7 @@ impl Api {
                 name: input.name,
                 email: input.email,
                 status: input.status.map(|status| status.to_proto() as i32),
+                expected_version: None,
             },
         );
         let response = self.backends.users.clone().update_user(request).await?;
@@ -145,7 +147,10 @@ impl Api {
         let request = self.backends.request(
             "user.v1.UserService/DeleteUser",
             request_id,
-            user_pb::DeleteUserRequest { id: id.to_owned() },
+            user_pb::DeleteUserRequest {
+                id: id.to_owned(),
+                expected_version: None,
+            },
         );
         self.backends.users.clone().delete_user(request).await?;
         Ok(())
@@ -264,6 +269,7 @@ impl Api {
                 .collect(),
             currency: input.currency,
             shipping_address: Some(address(input.shipping_address)),
+            idempotency_key: String::new(),
         };
         let request =
             self.backends
@@ -328,6 +334,7 @@ impl Api {
                 currency: input.currency,
                 method: input.method.to_proto() as i32,
                 payment_token: input.payment_token,
+                idempotency_key: String::new(),
             },
         );
         let response = self

@@ -814,6 +814,7 @@ mod tests {
             currency: "IDR".into(),
             method: PaymentMethod::Card as i32,
             payment_token: "tok_visa".into(),
+            idempotency_key: String::new(),
         };
         assert!(payment_request(&valid).is_ok());
 

@@ -239,6 +239,7 @@ mod tests {
             name: "Ada".into(),
             email: "ada@example.com".into(),
             status: 0,
+            idempotency_key: String::new(),
         };
         assert_eq!(create_request(&request).unwrap().status, UserStatus::Active);
     }
@@ -249,6 +250,7 @@ mod tests {
             name: "Ada".into(),
             email: "ada@example.com".into(),
             status: 9,
+            idempotency_key: String::new(),
         };
         assert_eq!(create_request(&request).unwrap_err().field, "status");
     }

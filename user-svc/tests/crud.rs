@@ -219,6 +219,7 @@ async fn update_user_with_unchanged_values_still_counts() {
             name: Some("Ada".to_owned()),
             email: Some("ada@example.com".to_owned()),
             status: Some(UserStatus::Active as i32),
+            expected_version: None,
         },
     )
     .await;
@@ -242,6 +243,7 @@ async fn create_user_rejects_email_differing_only_in_case() {
                 name: "Impostor".to_owned(),
                 email: duplicate.to_owned(),
                 status: 0,
+                idempotency_key: String::new(),
             })
             .await;
         assert_status(result, Code::AlreadyExists, "email");
@@ -323,6 +325,7 @@ async fn missing_user_is_not_found() {
     let result = client
         .delete_user(DeleteUserRequest {
             id: missing.clone(),
+            expected_version: None,
         })
         .await;
     assert_status(result, Code::NotFound, "user not found");
@@ -343,6 +346,7 @@ async fn deleted_user_is_not_found() {
     client
         .delete_user(DeleteUserRequest {
             id: deleted.id.clone(),
+            expected_version: None,
         })
         .await
         .expect("DeleteUser failed");
@@ -357,6 +361,7 @@ async fn deleted_user_is_not_found() {
     let result = client
         .delete_user(DeleteUserRequest {
             id: deleted.id.clone(),
+            expected_version: None,
         })
         .await;
     assert_status(result, Code::NotFound, "user not found");
@@ -386,6 +391,7 @@ async fn deleted_user_frees_email_address() {
         .client()
         .delete_user(DeleteUserRequest {
             id: deleted.id.clone(),
+            expected_version: None,
         })
         .await
         .expect("DeleteUser failed");

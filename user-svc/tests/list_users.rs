@@ -468,6 +468,7 @@ async fn deleting_cursor_user_keeps_next_page() {
         .client()
         .delete_user(DeleteUserRequest {
             id: cursor_user.id.clone(),
+            expected_version: None,
         })
         .await
         .expect("DeleteUser failed");

@@ -90,6 +90,7 @@ async fn metrics_follow_creates_updates_and_deletes() {
     client
         .delete_user(DeleteUserRequest {
             id: suspended[0].id.clone(),
+            expected_version: None,
         })
         .await
         .expect("DeleteUser failed");

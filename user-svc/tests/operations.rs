@@ -162,6 +162,7 @@ async fn call_every_rpc(
                 name: "Ada".to_owned(),
                 email: format!("ada-{suffix}@example.com"),
                 status: 0,
+                idempotency_key: String::new(),
             },
             request_id,
         ))
@@ -229,7 +230,13 @@ async fn call_every_rpc(
     results.push(("HealthCheck", health.metadata));
 
     let deleted = client
-        .delete_user(with_request_id(DeleteUserRequest { id }, request_id))
+        .delete_user(with_request_id(
+            DeleteUserRequest {
+                id,
+                expected_version: None,
+            },
+            request_id,
+        ))
         .await
         .expect("DeleteUser failed")
         .into_inner();
@@ -308,6 +315,7 @@ async fn users_survive_restart() {
     client
         .delete_user(DeleteUserRequest {
             id: linus.id.clone(),
+            expected_version: None,
         })
         .await
         .expect("DeleteUser failed");
@@ -367,6 +375,7 @@ async fn users_survive_restart() {
             name: "Impostor".to_owned(),
             email: "ada@example.com".to_owned(),
             status: 0,
+            idempotency_key: String::new(),
         })
         .await;
     assert_eq!(

@@ -59,6 +59,7 @@ fn create(name: &str, email: &str, status: i32) -> Call {
         name: name.to_owned(),
         email: email.to_owned(),
         status,
+        idempotency_key: String::new(),
     })
 }
 
@@ -68,6 +69,7 @@ fn update(id: &str, name: Option<&str>, email: Option<&str>, status: Option<i32>
         name: name.map(str::to_owned),
         email: email.map(str::to_owned),
         status,
+        expected_version: None,
     })
 }
 
@@ -136,12 +138,16 @@ fn invalid_requests(id: &str) -> Vec<Case> {
         ),
         // DeleteUser
         case(
-            Call::Delete(DeleteUserRequest { id: String::new() }),
+            Call::Delete(DeleteUserRequest {
+                id: String::new(),
+                expected_version: None,
+            }),
             "id: is required",
         ),
         case(
             Call::Delete(DeleteUserRequest {
                 id: "not-a-uuid".to_owned(),
+                expected_version: None,
             }),
             "id: not a valid UUID",
         ),
@@ -415,6 +421,7 @@ async fn rejected_create_leaves_email_free() {
             name: "\u{0}".to_owned(),
             email: "ada@example.com".to_owned(),
             status: 0,
+            idempotency_key: String::new(),
         })
         .await;
     assert!(result.is_err(), "invalid name was accepted");

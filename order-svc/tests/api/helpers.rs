@@ -147,6 +147,7 @@ impl TestApp {
                 name: "Test User".into(),
                 email,
                 status: status as i32,
+                idempotency_key: String::new(),
             })
             .await
             .expect("create user");
@@ -293,6 +294,7 @@ pub fn order_request(user_id: &str) -> CreateOrderRequest {
         items: vec![item("SKU-1", 2, 1_500), item("sku_2.b", 1, 2_500)],
         currency: "IDR".into(),
         shipping_address: Some(address()),
+        idempotency_key: String::new(),
     }
 }
 
@@ -304,6 +306,7 @@ pub fn payment_for(order: &Order, token: &str) -> ProcessPaymentRequest {
         currency: order.currency.clone(),
         method: PaymentMethod::Card as i32,
         payment_token: token.to_owned(),
+        idempotency_key: String::new(),
     }
 }
 

@@ -165,6 +165,7 @@ impl TestService {
             name: name.to_owned(),
             email: email.to_owned(),
             status: status as i32,
+            idempotency_key: String::new(),
         };
         self.client()
             .create_user(request)
