@@ -112,6 +112,7 @@ pub async fn load_if_empty(user_url: &str, order_url: &str) -> anyhow::Result<()
                     country: "ID".to_owned(),
                     ..Default::default()
                 }),
+                idempotency_key: String::new(),
             })
             .await
             .with_context(|| format!("failed to create demo order {sku}"))?
