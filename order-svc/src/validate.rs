@@ -584,6 +584,7 @@ mod tests {
             items,
             currency: "IDR".into(),
             shipping_address: Some(address()),
+            idempotency_key: String::new(),
         }
     }
 
