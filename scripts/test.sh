@@ -1,11 +1,60 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: the Rust workspace, then every deployment file
-# checked by its own tool. Installs what is missing on a Debian machine.
+# Runs the whole test suite: the Rust workspace against SQLite and then
+# PostgreSQL, then every deployment file checked by its own tool. On a
+# Debian machine it installs and starts what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "==> cargo test"
-cargo test --workspace --locked
+export LINTAS_TEST_POSTGRES_URL="${LINTAS_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
+
+apt_updated=false
+install_packages() {
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "missing $*: install it, or run as root on Debian to have this script install it" >&2
+    exit 1
+  fi
+  if [[ $apt_updated == false ]]; then
+    apt-get update -qq
+    apt_updated=true
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    return
+  fi
+  command -v pg_ctlcluster >/dev/null || install_packages postgresql
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+  done
+  pg_isready -h 127.0.0.1 -p 5432
+  # A fresh Debian cluster asks for a password over TCP; give the test user one.
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+}
+
+drop_test_databases() {
+  local databases
+  databases=$(psql "$LINTAS_TEST_POSTGRES_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'lintas\_test\_%'")
+  for database in $databases; do
+    psql "$LINTAS_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $database" >/dev/null
+  done
+}
+
+command -v psql >/dev/null || install_packages postgresql-client
+ensure_postgres
+drop_test_databases
+
+echo "==> cargo test (SQLite)"
+LINTAS_TEST_BACKEND=sqlite cargo test --workspace --locked
+
+echo "==> cargo test (PostgreSQL)"
+LINTAS_TEST_BACKEND=postgres cargo test --workspace --locked
+drop_test_databases
 
 if [[ -x scripts/validate-deploy.sh ]]; then
   echo "==> deployment files"

@@ -12,5 +12,6 @@ pub mod logging;
 pub mod metadata;
 pub mod page_token;
 pub mod shutdown;
+pub mod testing;
 pub mod time;
 pub mod validation;
