@@ -68,10 +68,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let user_settings = user_svc::Settings {
-        database_url: sqlite_url(&args.data_dir, "users.db"),
-        page_token_secret: None,
-    };
+    let user_settings = user_svc::Settings::new(sqlite_url(&args.data_dir, "users.db"));
     let order_settings = order_svc::Settings {
         database_url: sqlite_url(&args.data_dir, "orders.db"),
         page_token_secret: None,

@@ -123,13 +123,20 @@ impl Database {
     }
 
     /// Applies or checks the migrations that match this backend.
-    pub async fn migrate(&self, migrations: &Migrations, mode: MigrationMode) -> anyhow::Result<()> {
+    pub async fn migrate(
+        &self,
+        migrations: &Migrations,
+        mode: MigrationMode,
+    ) -> anyhow::Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => migrations.sqlite,
             Backend::Postgres => migrations.postgres,
         };
         match mode {
-            MigrationMode::Apply => migrator.run(&self.pool).await.context("failed to apply migrations"),
+            MigrationMode::Apply => migrator
+                .run(&self.pool)
+                .await
+                .context("failed to apply migrations"),
             MigrationMode::Check => check_current(&self.pool, migrator).await,
         }
     }
@@ -160,7 +167,10 @@ async fn check_current(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()
         if migration.migration_type.is_down_migration() {
             continue;
         }
-        match applied.iter().find(|done| done.version == migration.version) {
+        match applied
+            .iter()
+            .find(|done| done.version == migration.version)
+        {
             None => bail!(
                 "schema is not current: migration {} ({}) is not applied",
                 migration.version,
@@ -186,7 +196,10 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
         .next()
         .unwrap_or_default();
     if path != ":memory:" && !path.is_empty() {
-        if let Some(parent) = Path::new(path).parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("failed to create folder {}", parent.display()))?;
         }
@@ -286,15 +299,27 @@ mod tests {
 
     #[test]
     fn backend_from_url() {
-        assert_eq!(Backend::from_url("sqlite://data/x.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::from_url("postgres://u@h/d").unwrap(), Backend::Postgres);
-        assert_eq!(Backend::from_url("postgresql://u@h/d").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::from_url("sqlite://data/x.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/d").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/d").unwrap(),
+            Backend::Postgres
+        );
         assert!(Backend::from_url("mysql://u@h/d").is_err());
     }
 
     #[test]
     fn redact_hides_password_only() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/users"), "postgres://app:***@db:5432/users");
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/users"),
+            "postgres://app:***@db:5432/users"
+        );
         assert_eq!(redact("postgres://app@db/users"), "postgres://app@db/users");
         assert_eq!(redact("sqlite://data/users.db"), "sqlite://data/users.db");
     }
@@ -302,7 +327,9 @@ mod tests {
     #[test]
     fn builder_numbers_placeholders() {
         let mut sql = SqlBuilder::new("SELECT 1 WHERE a = ");
-        sql.bind(Param::Integer(1)).push(" AND b = ").bind(Param::Text("x".into()));
+        sql.bind(Param::Integer(1))
+            .push(" AND b = ")
+            .bind(Param::Text("x".into()));
         assert_eq!(sql.sql(), "SELECT 1 WHERE a = $1 AND b = $2");
     }
 
@@ -312,6 +339,9 @@ mod tests {
         let url = format!("sqlite://{}/x.db", folder.display());
         assert!(prepare_sqlite_url(&url).unwrap().ends_with("x.db?mode=rwc"));
         assert!(folder.exists());
-        assert_eq!(prepare_sqlite_url("sqlite::memory:?mode=memory").unwrap(), "sqlite::memory:?mode=memory");
+        assert_eq!(
+            prepare_sqlite_url("sqlite::memory:?mode=memory").unwrap(),
+            "sqlite::memory:?mode=memory"
+        );
     }
 }

@@ -6,19 +6,33 @@ use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tonic_health::server::HealthReporter;
 
-/// Starts a router with health and reflection over every platform contract.
-/// The caller adds its own service and marks it serving through the
-/// returned reporter.
-pub fn router_with_standard_services(server: &mut Server) -> (HealthReporter, Router) {
+/// Name of the standard health service.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
+/// Starts a router with health and reflection. Reflection lists
+/// `service_name` (the caller's own service, for example
+/// "user.v1.UserService"), the health service and itself. The caller adds
+/// its own service and marks it serving through the returned reporter.
+pub fn router_with_standard_services(
+    server: &mut Server,
+    service_name: &str,
+) -> (HealthReporter, Router) {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(lintas_proto::FILE_DESCRIPTOR_SET)
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(lintas_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(service_name)
+            .with_service_name(HEALTH_SERVICE)
+    };
+    let reflection_v1 = reflection()
+        .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()
-        .expect("the embedded descriptor set is valid");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(lintas_proto::FILE_DESCRIPTOR_SET)
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
         .build_v1alpha()
-        .expect("the embedded descriptor set is valid");
+        .expect("the embedded descriptor sets are valid");
 
     let router = server
         .add_service(health)

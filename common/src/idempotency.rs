@@ -47,7 +47,11 @@ pub enum IdempotencyError {
 impl IdempotencyKey {
     /// Checks `key` (empty means none) and fingerprints `request`, which the
     /// caller passes with its key field cleared.
-    pub fn parse(scope: &'static str, key: &str, request: &impl Message) -> Result<Option<Self>, FieldViolation> {
+    pub fn parse(
+        scope: &'static str,
+        key: &str,
+        request: &impl Message,
+    ) -> Result<Option<Self>, FieldViolation> {
         if key.is_empty() {
             return Ok(None);
         }
@@ -67,17 +71,23 @@ impl IdempotencyKey {
 
     /// Claims the key inside the caller's transaction. Keys older than
     /// `expires_before` (microseconds) count as unused and are replaced.
-    pub async fn claim(&self, connection: &mut AnyConnection, expires_before: i64) -> Result<Claim, IdempotencyError> {
+    pub async fn claim(
+        &self,
+        connection: &mut AnyConnection,
+        expires_before: i64,
+    ) -> Result<Claim, IdempotencyError> {
         let mut delete = SqlBuilder::new("DELETE FROM idempotency_keys WHERE created_at < ");
         delete.bind(Param::Integer(expires_before));
         delete.query().execute(&mut *connection).await?;
 
-        let mut select = SqlBuilder::new("SELECT request_hash, response FROM idempotency_keys WHERE scope = ");
+        let mut select =
+            SqlBuilder::new("SELECT request_hash, response FROM idempotency_keys WHERE scope = ");
         select
             .bind(Param::Text(self.scope.to_owned()))
             .push(" AND key = ")
             .bind(Param::Text(self.key.clone()));
-        let stored: Option<(String, Vec<u8>)> = select.query_as().fetch_optional(&mut *connection).await?;
+        let stored: Option<(String, Vec<u8>)> =
+            select.query_as().fetch_optional(&mut *connection).await?;
         if let Some((request_hash, response)) = stored {
             if request_hash != self.request_hash {
                 return Err(IdempotencyError::Mismatch);
@@ -105,7 +115,11 @@ impl IdempotencyKey {
 
     /// Stores the response of the write that claimed the key, in the same
     /// transaction as the write.
-    pub async fn complete(&self, connection: &mut AnyConnection, response: &impl Message) -> Result<(), sqlx::Error> {
+    pub async fn complete(
+        &self,
+        connection: &mut AnyConnection,
+        response: &impl Message,
+    ) -> Result<(), sqlx::Error> {
         let mut update = SqlBuilder::new("UPDATE idempotency_keys SET response = ");
         update
             .bind(Param::Bytes(response.encode_to_vec()))
@@ -134,8 +148,15 @@ mod tests {
 
     #[test]
     fn empty_key_means_none() {
-        let request = prost_types::Timestamp { seconds: 1, nanos: 0 };
-        assert!(IdempotencyKey::parse("Test", "", &request).unwrap().is_none());
+        let request = prost_types::Timestamp {
+            seconds: 1,
+            nanos: 0,
+        };
+        assert!(
+            IdempotencyKey::parse("Test", "", &request)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -149,9 +170,36 @@ mod tests {
 
     #[test]
     fn hash_follows_request() {
-        let first = IdempotencyKey::parse("Test", "k1", &prost_types::Timestamp { seconds: 1, nanos: 0 }).unwrap().unwrap();
-        let same = IdempotencyKey::parse("Test", "k1", &prost_types::Timestamp { seconds: 1, nanos: 0 }).unwrap().unwrap();
-        let other = IdempotencyKey::parse("Test", "k1", &prost_types::Timestamp { seconds: 2, nanos: 0 }).unwrap().unwrap();
+        let first = IdempotencyKey::parse(
+            "Test",
+            "k1",
+            &prost_types::Timestamp {
+                seconds: 1,
+                nanos: 0,
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let same = IdempotencyKey::parse(
+            "Test",
+            "k1",
+            &prost_types::Timestamp {
+                seconds: 1,
+                nanos: 0,
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let other = IdempotencyKey::parse(
+            "Test",
+            "k1",
+            &prost_types::Timestamp {
+                seconds: 2,
+                nanos: 0,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(first.request_hash, same.request_hash);
         assert_ne!(first.request_hash, other.request_hash);
     }

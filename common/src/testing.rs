@@ -38,17 +38,22 @@ pub async fn fresh_database_url(folder: &Path, name: &str) -> String {
 
 async fn create_postgres_database() -> String {
     sqlx::any::install_default_drivers();
-    let server = std::env::var("LINTAS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let server = std::env::var("LINTAS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
     let database = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
     let mut connection = sqlx::AnyConnection::connect(&server)
         .await
-        .unwrap_or_else(|error| panic!("failed to connect to test PostgreSQL at {server}: {error}"));
+        .unwrap_or_else(|error| {
+            panic!("failed to connect to test PostgreSQL at {server}: {error}")
+        });
     sqlx::query(&format!("CREATE DATABASE {database}"))
         .execute(&mut connection)
         .await
         .unwrap_or_else(|error| panic!("failed to create test database {database}: {error}"));
     let _ = connection.close().await;
 
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+    let base = server
+        .rsplit_once('/')
+        .map_or(server.as_str(), |(base, _)| base);
     format!("{base}/{database}")
 }

@@ -88,7 +88,7 @@ pub async fn serve(
     let api = OrderApi::new(store, users, page_tokens);
 
     let mut server = tonic::transport::Server::builder().timeout(Duration::from_secs(30));
-    let (health_reporter, router) = lintas_common::grpc::router_with_standard_services(&mut server);
+    let (health_reporter, router) = lintas_common::grpc::router_with_standard_services(&mut server, "order.v1.OrderService");
     health_reporter
         .set_serving::<OrderServiceServer<OrderApi>>()
         .await;

@@ -14,24 +14,85 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
+use lintas_common::database::{Database, MigrationMode, Migrations, PoolSettings, redact};
 use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
 use lintas_proto::user::v1::user_service_server::UserServiceServer;
+use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use service::UserApi;
-pub use store::SqliteUserStore;
+pub use store::SqlUserStore;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Default lifetime of idempotency keys: long enough for any client's retry
+/// policy, short enough that the table stays small.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Settings that [`serve`] needs; the binary fills them from flags and the
 /// environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
-    /// SQLite URL, for example `sqlite://data/users.db`. The file is created
-    /// when missing.
+    /// `sqlite://PATH` (the file is created when missing) or
+    /// `postgres://USER:PASSWORD@HOST/DATABASE`.
     pub database_url: String,
     /// Secret that signs page tokens. Replicas must share it; without one a
     /// random secret is used and tokens do not survive a restart.
     pub page_token_secret: Option<String>,
+    pub pool: PoolSettings,
+    /// How long a retry with the same idempotency key returns the first result.
+    pub idempotency_ttl: Duration,
+}
+
+impl Settings {
+    /// Settings with the documented defaults for `database_url`.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            page_token_secret: None,
+            pool: PoolSettings::default(),
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Settings")
+            .field("database_url", &redact(&self.database_url))
+            .field(
+                "page_token_secret",
+                &self.page_token_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("pool", &self.pool)
+            .field("idempotency_ttl", &self.idempotency_ttl)
+            .finish()
+    }
+}
+
+/// Migrations of the user database, one set per backend.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: &SQLITE_MIGRATIONS,
+        postgres: &POSTGRES_MIGRATIONS,
+    }
+}
+
+/// Connects to the database and applies or checks its migrations.
+pub async fn open_database(settings: &Settings, mode: MigrationMode) -> anyhow::Result<Database> {
+    let database = Database::connect(&settings.database_url, &settings.pool)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to open user database {}",
+                redact(&settings.database_url)
+            )
+        })?;
+    database.migrate(&migrations(), mode).await?;
+    Ok(database)
 }
 
 /// Opens the database, applies migrations and serves gRPC on `listener`
@@ -41,9 +102,8 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = SqliteUserStore::connect(&settings.database_url)
-        .await
-        .with_context(|| format!("failed to open user database {}", settings.database_url))?;
+    let database = open_database(&settings, MigrationMode::Apply).await?;
+    let store = SqlUserStore::new(database, settings.idempotency_ttl);
 
     let page_tokens = match &settings.page_token_secret {
         Some(secret) => PageTokenCodec::new(secret.as_bytes(), DEFAULT_MAX_AGE),
@@ -52,13 +112,14 @@ pub async fn serve(
     let api = UserApi::new(store, page_tokens);
 
     let mut server = tonic::transport::Server::builder().timeout(Duration::from_secs(30));
-    let (health_reporter, router) = lintas_common::grpc::router_with_standard_services(&mut server);
+    let (health_reporter, router) =
+        lintas_common::grpc::router_with_standard_services(&mut server, "user.v1.UserService");
     health_reporter
         .set_serving::<UserServiceServer<UserApi>>()
         .await;
 
     let address = listener.local_addr()?;
-    tracing::info!(%address, "user service listening");
+    tracing::info!(%address, database = %redact(&settings.database_url), "user service listening");
     router
         .add_service(UserServiceServer::new(api))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -1,9 +1,11 @@
 //! The `user-svc` binary: reads its configuration and calls [`user_svc::serve`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use lintas_common::database::{MigrationMode, PoolSettings};
 use lintas_common::logging::{self, LogFormat};
 
 /// gRPC user service (user.v1.UserService).
@@ -14,9 +16,38 @@ struct Args {
     #[arg(long, env = "USER_SVC_LISTEN", default_value = "0.0.0.0:50051")]
     listen: SocketAddr,
 
-    /// SQLite database URL; the file is created when missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/users.db")]
+    /// Database URL: sqlite://PATH (created when missing) or postgres://USER:PASSWORD@HOST/DATABASE.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/users.db",
+        hide_env_values = true
+    )]
     database_url: String,
+
+    /// Most database connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    database_max_connections: u32,
+
+    /// How long a query waits for a free connection, in milliseconds.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    database_acquire_timeout_ms: u64,
+
+    /// Longest a statement may run on PostgreSQL, in milliseconds.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 10000)]
+    database_statement_timeout_ms: u64,
+
+    /// How long idempotency keys are honoured, in seconds.
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86400)]
+    idempotency_ttl_secs: u64,
+
+    /// Apply pending migrations, then exit without serving.
+    #[arg(long, env = "MIGRATE_ONLY", conflicts_with = "migrate_only_check")]
+    migrate_only: bool,
+
+    /// Check that every migration is applied, change nothing, and exit: 0 when current, 1 otherwise.
+    #[arg(long, env = "MIGRATE_CHECK_ONLY")]
+    migrate_only_check: bool,
 
     /// Secret that signs page tokens; replicas must share it. Random per process when unset.
     #[arg(long, env = "PAGE_TOKEN_SECRET", hide_env_values = true)]
@@ -32,12 +63,29 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(args.log_format);
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("failed to bind {}", args.listen))?;
     let settings = user_svc::Settings {
         database_url: args.database_url,
         page_token_secret: args.page_token_secret,
+        pool: PoolSettings {
+            max_connections: args.database_max_connections,
+            acquire_timeout: Duration::from_millis(args.database_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(args.database_statement_timeout_ms),
+        },
+        idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
     };
+    if args.migrate_only || args.migrate_only_check {
+        let mode = if args.migrate_only {
+            MigrationMode::Apply
+        } else {
+            MigrationMode::Check
+        };
+        user_svc::open_database(&settings, mode).await?;
+        tracing::info!(?mode, "user database schema is current");
+        return Ok(());
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", args.listen))?;
     user_svc::serve(listener, settings, lintas_common::shutdown::signal()).await
 }

@@ -18,8 +18,9 @@ use lintas_proto::user::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::store::{Cursor, SqliteUserStore, StoreError, UserStore};
+use crate::store::{Cursor, SqlUserStore, StoreError, UserStore};
 use crate::validate;
+use lintas_common::idempotency::IdempotencyKey;
 
 const SERVICE_NAME: &str = "user.v1.UserService";
 const DAY_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
@@ -32,7 +33,7 @@ pub struct UserApi {
 }
 
 impl UserApi {
-    pub fn new(store: SqliteUserStore, page_tokens: PageTokenCodec) -> Self {
+    pub fn new(store: SqlUserStore, page_tokens: PageTokenCodec) -> Self {
         Self {
             store: Arc::new(store),
             page_tokens,
@@ -111,9 +112,18 @@ impl UserService for UserApi {
     ) -> Result<Response<CreateUserResponse>, Status> {
         let request_id = request_id(request.metadata());
         let new_user = validate::create_request(request.get_ref())?;
+        let fingerprint = CreateUserRequest {
+            idempotency_key: String::new(),
+            ..request.get_ref().clone()
+        };
+        let key = IdempotencyKey::parse(
+            "CreateUser",
+            &request.get_ref().idempotency_key,
+            &fingerprint,
+        )?;
         let user = self
             .store
-            .create(new_user)
+            .create(new_user, key.as_ref())
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
         tracing::info!(user_id = %user.id, %request_id, "user created");
@@ -131,7 +141,11 @@ impl UserService for UserApi {
         let (id, patch) = validate::update_request(request.get_ref())?;
         let user = self
             .store
-            .update(id, patch)
+            .update(
+                id,
+                patch,
+                validate::expected_version(request.get_ref().expected_version)?,
+            )
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
         tracing::info!(user_id = %user.id, version = user.version, %request_id, "user updated");
@@ -147,8 +161,9 @@ impl UserService for UserApi {
     ) -> Result<Response<DeleteUserResponse>, Status> {
         let request_id = request_id(request.metadata());
         let id = validate::user_id("id", &request.get_ref().id)?;
+        let expected_version = validate::expected_version(request.get_ref().expected_version)?;
         self.store
-            .delete(id)
+            .delete(id, expected_version)
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
         tracing::info!(user_id = %id, %request_id, "user deleted");
@@ -211,6 +226,12 @@ fn status_from_store(error: StoreError, request_id: &str) -> Status {
         StoreError::NotFound => Status::not_found("user not found"),
         StoreError::EmailTaken => Status::already_exists("email: address is already in use"),
         StoreError::Conflict => Status::aborted("user was changed by a concurrent request, retry"),
+        error @ StoreError::VersionMismatch { .. } => Status::aborted(error.to_string()),
+        error @ StoreError::IdempotencyMismatch => Status::failed_precondition(error.to_string()),
+        StoreError::CorruptReplay => {
+            tracing::error!(%request_id, "stored idempotent response could not be decoded");
+            Status::internal("internal error")
+        }
         StoreError::Database(sqlx::Error::PoolTimedOut) => {
             tracing::error!(%request_id, "database pool timed out");
             Status::unavailable("database is busy, retry later")

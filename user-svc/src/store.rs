@@ -1,17 +1,17 @@
-//! User storage: the [`UserStore`] interface and its SQLite implementation.
+//! User storage: the [`UserStore`] interface and its implementation over
+//! `sqlx::Any`, which runs the same SQL on SQLite and PostgreSQL.
 //!
-//! The SQL sticks to what SQLite and PostgreSQL share: text ids, 64-bit
-//! integer instants, `LIMIT`, `RETURNING` and `LIKE ... ESCAPE`.
-
-use std::str::FromStr;
-use std::time::Duration;
+//! The SQL sticks to what both databases share: `$n` placeholders, text ids,
+//! 64-bit integer instants, `LIMIT`, `RETURNING` and `LIKE ... ESCAPE`.
 
 use async_trait::async_trait;
+use lintas_common::database::{Database, Param, SqlBuilder};
+use lintas_common::idempotency::{Claim, IdempotencyError, IdempotencyKey, is_unique_violation};
 use lintas_common::time::{micros_to_timestamp, now_micros};
 use lintas_proto::user::v1::{User, UserStatus};
+use prost::Message;
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use crate::validate::{NewUser, SortField, UserPatch, UserQuery};
@@ -27,8 +27,23 @@ pub enum StoreError {
     EmailTaken,
     #[error("user was changed by a concurrent request")]
     Conflict,
+    #[error("version: expected {expected}, but the user is at version {current}")]
+    VersionMismatch { expected: i64, current: i64 },
+    #[error("idempotency_key: already used for a different request")]
+    IdempotencyMismatch,
+    #[error("stored idempotent response is unreadable")]
+    CorruptReplay,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+impl From<IdempotencyError> for StoreError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::Mismatch => Self::IdempotencyMismatch,
+            IdempotencyError::Database(error) => Self::Database(error),
+        }
+    }
 }
 
 /// Position after the last row of a page: the sort column's value and the id.
@@ -68,19 +83,31 @@ pub trait UserStore: Send + Sync + 'static {
     /// Fetches the users among `ids` that exist, in no particular order.
     async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<User>, StoreError>;
     async fn list(&self, query: &UserQuery, after: Option<&Cursor>) -> Result<Page, StoreError>;
-    async fn create(&self, user: NewUser) -> Result<User, StoreError>;
-    async fn update(&self, id: Uuid, patch: UserPatch) -> Result<User, StoreError>;
-    async fn delete(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Inserts a user. With a key, a retry of the same request returns the
+    /// first user and inserts nothing.
+    async fn create(&self, user: NewUser, key: Option<&IdempotencyKey>)
+    -> Result<User, StoreError>;
+    /// Applies `patch`, only if the stored version equals `expected_version` when one is given.
+    async fn update(
+        &self,
+        id: Uuid,
+        patch: UserPatch,
+        expected_version: Option<i64>,
+    ) -> Result<User, StoreError>;
+    /// Deletes a user, only if the stored version equals `expected_version` when one is given.
+    async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError>;
     /// Counts users in total, per status, and created at or after `since` (microseconds).
     async fn counts(&self, since: i64) -> Result<UserCounts, StoreError>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// [`UserStore`] on a SQLite file, with migrations embedded in the binary.
+/// [`UserStore`] on SQLite or PostgreSQL.
 #[derive(Clone)]
-pub struct SqliteUserStore {
-    pool: SqlitePool,
+pub struct SqlUserStore {
+    database: Database,
+    /// How long idempotency keys are honoured, in microseconds.
+    idempotency_ttl_micros: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -108,37 +135,76 @@ impl UserRow {
     }
 }
 
-impl SqliteUserStore {
-    /// Opens (creating if needed) the database at `url` and applies pending
-    /// migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5));
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+impl SqlUserStore {
+    pub fn new(database: Database, idempotency_ttl: std::time::Duration) -> Self {
+        Self {
+            database,
+            idempotency_ttl_micros: i64::try_from(idempotency_ttl.as_micros()).unwrap_or(i64::MAX),
+        }
+    }
+
+    async fn fetch(
+        connection: &mut AnyConnection,
+        id: Uuid,
+    ) -> Result<Option<UserRow>, sqlx::Error> {
+        let mut sql = SqlBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id = "));
+        sql.bind(Param::Text(id.to_string()));
+        sql.query_as().fetch_optional(connection).await
+    }
+
+    async fn try_create(
+        &self,
+        user: &NewUser,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<User, StoreError> {
+        let mut transaction = self.database.begin().await?;
+        if let Some(key) = key {
+            let expires_before = now_micros().saturating_sub(self.idempotency_ttl_micros);
+            if let Claim::Replay(bytes) = key.claim(&mut transaction, expires_before).await? {
+                return User::decode(bytes.as_slice()).map_err(|_| StoreError::CorruptReplay);
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+
+        let now = now_micros();
+        let mut sql = SqlBuilder::new(
+            "INSERT INTO users (id, name, name_folded, email, email_folded, status, created_at, updated_at, version) VALUES (",
+        );
+        sql.bind(Param::Text(Uuid::now_v7().to_string()))
+            .push(", ")
+            .bind(Param::Text(user.name.clone()))
+            .push(", ")
+            .bind(Param::Text(user.name.to_lowercase()))
+            .push(", ")
+            .bind(Param::Text(user.email.clone()))
+            .push(", ")
+            .bind(Param::Text(user.email.to_lowercase()))
+            .push(", ")
+            .bind(Param::Text(status_column(user.status).to_owned()))
+            .push(", ")
+            .bind(Param::Integer(now))
+            .push(", ")
+            .bind(Param::Integer(now))
+            .push(format!(", 1) RETURNING {USER_COLUMNS}").as_str());
+        let row: UserRow = sql
+            .query_as()
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(map_unique_violation)?;
+        let created = row.into_user();
+
+        if let Some(key) = key {
+            key.complete(&mut transaction, &created).await?;
+        }
+        transaction.commit().await?;
+        Ok(created)
     }
 }
 
 #[async_trait]
-impl UserStore for SqliteUserStore {
+impl UserStore for SqlUserStore {
     async fn get(&self, id: Uuid) -> Result<User, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
-        let row: Option<UserRow> = sqlx::query_as(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let mut connection = self.database.pool.acquire().await?;
+        let row = Self::fetch(&mut connection, id).await?;
         row.map(UserRow::into_user).ok_or(StoreError::NotFound)
     }
 
@@ -146,32 +212,33 @@ impl UserStore for SqliteUserStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ("));
-        let mut separated = sql.separated(", ");
-        for id in ids {
-            separated.push_bind(id.to_string());
+        let mut sql = SqlBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ("));
+        for (index, id) in ids.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Param::Text(id.to_string()));
         }
         sql.push(")");
-        let rows: Vec<UserRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<UserRow> = sql.query_as().fetch_all(&self.database.pool).await?;
         Ok(rows.into_iter().map(UserRow::into_user).collect())
     }
 
     async fn list(&self, query: &UserQuery, after: Option<&Cursor>) -> Result<Page, StoreError> {
-        let mut sql =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
+        let mut sql = SqlBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
         if let Some(name) = &query.name_contains {
             sql.push(" AND name_folded LIKE ")
-                .push_bind(like_pattern(name))
+                .bind(Param::Text(like_pattern(name)))
                 .push(" ESCAPE '\\'");
         }
         if let Some(email) = &query.email_contains {
             sql.push(" AND email_folded LIKE ")
-                .push_bind(like_pattern(email))
+                .bind(Param::Text(like_pattern(email)))
                 .push(" ESCAPE '\\'");
         }
         if let Some(status) = query.status {
-            sql.push(" AND status = ").push_bind(status_column(status));
+            sql.push(" AND status = ")
+                .bind(Param::Text(status_column(status).to_owned()));
         }
 
         let column = sort_column(query.sort_field);
@@ -181,20 +248,20 @@ impl UserStore for SqliteUserStore {
             (">", "ASC")
         };
         if let Some(cursor) = after {
-            sql.push(format!(" AND ({column} {comparison} "));
-            push_sort_key(&mut sql, &cursor.key);
-            sql.push(format!(" OR ({column} = "));
-            push_sort_key(&mut sql, &cursor.key);
-            sql.push(format!(" AND id {comparison} "))
-                .push_bind(cursor.id.clone())
+            sql.push(&format!(" AND ({column} {comparison} "))
+                .bind(sort_param(&cursor.key))
+                .push(&format!(" OR ({column} = "))
+                .bind(sort_param(&cursor.key))
+                .push(&format!(" AND id {comparison} "))
+                .bind(Param::Text(cursor.id.clone()))
                 .push("))");
         }
-        sql.push(format!(
+        sql.push(&format!(
             " ORDER BY {column} {direction}, id {direction} LIMIT "
         ))
-        .push_bind(query.limit + 1);
+        .bind(Param::Integer(query.limit + 1));
 
-        let mut rows: Vec<UserRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let mut rows: Vec<UserRow> = sql.query_as().fetch_all(&self.database.pool).await?;
         let has_more = rows.len() as i64 > query.limit;
         rows.truncate(query.limit as usize);
         let next = match (has_more, rows.last()) {
@@ -210,75 +277,100 @@ impl UserStore for SqliteUserStore {
         })
     }
 
-    async fn create(&self, user: NewUser) -> Result<User, StoreError> {
-        let now = now_micros();
-        let sql = format!(
-            "INSERT INTO users (id, name, name_folded, email, email_folded, status, created_at, updated_at, version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING {USER_COLUMNS}"
-        );
-        let row: UserRow = sqlx::query_as(&sql)
-            .bind(Uuid::now_v7().to_string())
-            .bind(&user.name)
-            .bind(user.name.to_lowercase())
-            .bind(&user.email)
-            .bind(user.email.to_lowercase())
-            .bind(status_column(user.status))
-            .bind(now)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_unique_violation)?;
-        Ok(row.into_user())
+    async fn create(
+        &self,
+        user: NewUser,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<User, StoreError> {
+        match self.try_create(&user, key).await {
+            // On PostgreSQL a concurrent request with the same key claimed it
+            // first; a second attempt finds its stored response.
+            Err(StoreError::Database(error)) if key.is_some() && is_unique_violation(&error) => {
+                self.try_create(&user, key).await
+            }
+            result => result,
+        }
     }
 
-    async fn update(&self, id: Uuid, patch: UserPatch) -> Result<User, StoreError> {
-        let current = self.get(id).await?;
+    async fn update(
+        &self,
+        id: Uuid,
+        patch: UserPatch,
+        expected_version: Option<i64>,
+    ) -> Result<User, StoreError> {
+        let mut transaction = self.database.begin().await?;
+        let current = Self::fetch(&mut transaction, id)
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .into_user();
+        if let Some(expected) = expected_version.filter(|expected| *expected != current.version) {
+            return Err(StoreError::VersionMismatch {
+                expected,
+                current: current.version,
+            });
+        }
+
         let status = patch.status.unwrap_or(current.status());
         let name = patch.name.unwrap_or(current.name);
         let email = patch.email.unwrap_or(current.email);
-
         // The version guard turns a concurrent update between the read above
         // and this write into a conflict instead of a lost update.
-        let sql = format!(
-            "UPDATE users SET name = ?, name_folded = ?, email = ?, email_folded = ?, status = ?, \
-             updated_at = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING {USER_COLUMNS}"
-        );
-        let row: Option<UserRow> = sqlx::query_as(&sql)
-            .bind(&name)
-            .bind(name.to_lowercase())
-            .bind(&email)
-            .bind(email.to_lowercase())
-            .bind(status_column(status))
-            .bind(now_micros())
-            .bind(id.to_string())
-            .bind(current.version)
-            .fetch_optional(&self.pool)
+        let mut sql = SqlBuilder::new("UPDATE users SET name = ");
+        sql.bind(Param::Text(name.clone()))
+            .push(", name_folded = ")
+            .bind(Param::Text(name.to_lowercase()))
+            .push(", email = ")
+            .bind(Param::Text(email.clone()))
+            .push(", email_folded = ")
+            .bind(Param::Text(email.to_lowercase()))
+            .push(", status = ")
+            .bind(Param::Text(status_column(status).to_owned()))
+            .push(", updated_at = ")
+            .bind(Param::Integer(now_micros()))
+            .push(", version = version + 1 WHERE id = ")
+            .bind(Param::Text(id.to_string()))
+            .push(" AND version = ")
+            .bind(Param::Integer(current.version))
+            .push(&format!(" RETURNING {USER_COLUMNS}"));
+        let row: Option<UserRow> = sql
+            .query_as()
+            .fetch_optional(&mut *transaction)
             .await
             .map_err(map_unique_violation)?;
-        row.map(UserRow::into_user).ok_or(StoreError::Conflict)
+        let updated = row.map(UserRow::into_user).ok_or(StoreError::Conflict)?;
+        transaction.commit().await?;
+        Ok(updated)
     }
 
-    async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
-        let result = sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+    async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError> {
+        let mut sql = SqlBuilder::new("DELETE FROM users WHERE id = ");
+        sql.bind(Param::Text(id.to_string()));
+        if let Some(expected) = expected_version {
+            sql.push(" AND version = ").bind(Param::Integer(expected));
         }
-        Ok(())
+        let result = sql.query().execute(&self.database.pool).await?;
+        if result.rows_affected() > 0 {
+            return Ok(());
+        }
+        // Nothing deleted: tell a missing user from a stale version.
+        match (expected_version, self.get(id).await) {
+            (Some(expected), Ok(current)) => Err(StoreError::VersionMismatch {
+                expected,
+                current: current.version,
+            }),
+            (_, Err(error)) => Err(error),
+            (None, Ok(_)) => Err(StoreError::Conflict),
+        }
     }
 
     async fn counts(&self, since: i64) -> Result<UserCounts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM users GROUP BY status")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.database.pool)
                 .await?;
-        let (created_since,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM users WHERE created_at >= ?")
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await?;
+        let mut created = SqlBuilder::new("SELECT COUNT(*) FROM users WHERE created_at >= ");
+        created.bind(Param::Integer(since));
+        let (created_since,): (i64,) = created.query_as().fetch_one(&self.database.pool).await?;
 
         let by_status: Vec<(UserStatus, i64)> = [UserStatus::Active, UserStatus::Suspended]
             .into_iter()
@@ -298,7 +390,7 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        self.database.ping().await?;
         Ok(())
     }
 }
@@ -340,11 +432,11 @@ fn sort_key_of(row: &UserRow, field: SortField) -> SortKey {
     }
 }
 
-fn push_sort_key(sql: &mut QueryBuilder<'_, Sqlite>, key: &SortKey) {
+fn sort_param(key: &SortKey) -> Param {
     match key {
-        SortKey::Integer(value) => sql.push_bind(*value),
-        SortKey::Text(value) => sql.push_bind(value.clone()),
-    };
+        SortKey::Integer(value) => Param::Integer(*value),
+        SortKey::Text(value) => Param::Text(value.clone()),
+    }
 }
 
 /// Builds a `LIKE` pattern that matches `needle` anywhere, case-folded, with

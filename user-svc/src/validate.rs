@@ -67,6 +67,17 @@ pub fn user_id(field: &str, value: &str) -> Result<Uuid, FieldViolation> {
     validation::parse_id(field, value)
 }
 
+/// Checks an optional `expected_version`: versions start at 1.
+pub fn expected_version(value: Option<i64>) -> Result<Option<i64>, FieldViolation> {
+    match value {
+        Some(version) if version < 1 => Err(FieldViolation::new(
+            "expected_version",
+            format!("must be at least 1, got {version}"),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// Checks the ids of a `BatchGetUsers` call and removes duplicates.
 pub fn batch_ids(ids: &[String]) -> Result<Vec<Uuid>, FieldViolation> {
     if ids.is_empty() {

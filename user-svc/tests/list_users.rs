@@ -629,7 +629,7 @@ fn replace_middle_character(text: &str) -> String {
 
 #[tokio::test]
 async fn token_from_other_secret_is_rejected() {
-    let database = TestDatabase::new();
+    let database = TestDatabase::new().await;
     let issuer = TestService::start_on(&database, Some("first-secret")).await;
     let other_secret = TestService::start_on(&database, Some("second-secret")).await;
     let random_secret = TestService::start_on(&database, None).await;
@@ -665,7 +665,7 @@ async fn token_from_other_secret_is_rejected() {
 
 #[tokio::test]
 async fn instance_with_shared_secret_accepts_token() {
-    let database = TestDatabase::new();
+    let database = TestDatabase::new().await;
     let first = TestService::start_on(&database, Some(TEST_SECRET)).await;
     let second = TestService::start_on(&database, Some(TEST_SECRET)).await;
     for index in 0..5 {

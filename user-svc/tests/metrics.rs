@@ -112,12 +112,12 @@ async fn metrics_follow_creates_updates_and_deletes() {
 
 #[tokio::test]
 async fn metrics_count_only_last_24_hours() {
-    let database = TestDatabase::new();
+    let database = TestDatabase::new().await;
     let service = TestService::start_on(&database, None).await;
     service.create_user("Fresh", "fresh@example.com").await;
 
     // The API cannot back-date a user, so these rows go straight into the
-    // service's SQLite file.
+    // service's database.
     let now = now_micros();
     insert_user(&database, "old1@example.com", now - 25 * HOUR_MICROS).await;
     insert_user(&database, "old2@example.com", now - 48 * HOUR_MICROS).await;
@@ -131,12 +131,13 @@ async fn metrics_count_only_last_24_hours() {
 /// Inserts an active user created at `created_at` microseconds since the
 /// Unix epoch, using the columns of the service's migration.
 async fn insert_user(database: &TestDatabase, email: &str, created_at: i64) {
-    let pool = sqlx::SqlitePool::connect(&database.url())
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database.url())
         .await
         .expect("failed to open the test database");
     sqlx::query(
         "INSERT INTO users (id, name, name_folded, email, email_folded, status, \
-         created_at, updated_at, version) VALUES (?, 'Old', 'old', ?, ?, 'ACTIVE', ?, ?, 1)",
+         created_at, updated_at, version) VALUES ($1, 'Old', 'old', $2, $3, 'ACTIVE', $4, $5, 1)",
     )
     .bind(Uuid::now_v7().to_string())
     .bind(email)

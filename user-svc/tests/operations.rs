@@ -113,12 +113,17 @@ async fn reflection_lists_user_service() {
         .iter()
         .map(|service| service.name.as_str())
         .collect();
-    // NOTE: the list also names order.v1.OrderService, which this server does
-    // not serve, and omits grpc.health.v1.Health, because the shared router in
-    // lintas-common registers every platform contract but not the health one.
     assert!(names.contains(&SERVICE_NAME), "services: {names:?}");
     assert!(
+        names.contains(&"grpc.health.v1.Health"),
+        "services: {names:?}"
+    );
+    assert!(
         names.contains(&"grpc.reflection.v1.ServerReflection"),
+        "services: {names:?}"
+    );
+    assert!(
+        !names.contains(&"order.v1.OrderService"),
         "services: {names:?}"
     );
 
@@ -295,7 +300,7 @@ async fn invalid_or_missing_request_id_is_replaced() {
 
 #[tokio::test]
 async fn users_survive_restart() {
-    let database = TestDatabase::new();
+    let database = TestDatabase::new().await;
     let service = TestService::start_on(&database, Some(TEST_SECRET)).await;
     let ada = service.create_user("Ada", "Ada@Example.com").await;
     let grace = service.create_user("Grace", "grace@example.com").await;

@@ -51,10 +51,8 @@ pub async fn start_with(adjust: impl FnOnce(&mut gateway::Settings)) -> Platform
     let order_url = format!("http://{}", order_listener.local_addr().unwrap());
     let base = format!("http://{}", gateway_listener.local_addr().unwrap());
 
-    let user_settings = user_svc::Settings {
-        database_url: format!("sqlite://{}", data.path().join("users.db").display()),
-        page_token_secret: None,
-    };
+    let user_settings =
+        user_svc::Settings::new(lintas_common::testing::fresh_database_url(data.path(), "users").await);
     let order_settings = order_svc::Settings {
         database_url: format!("sqlite://{}", data.path().join("orders.db").display()),
         page_token_secret: None,

@@ -33,21 +33,26 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// fails the test, so that a token that never runs out cannot hang it.
 const MAX_PAGES: usize = 1_000;
 
-/// A SQLite file in its own temporary directory, deleted on drop.
+/// A fresh database on the backend that `LINTAS_TEST_BACKEND` selects: a
+/// SQLite file in its own temporary directory, or a new PostgreSQL database.
 pub struct TestDatabase {
-    directory: TempDir,
+    _directory: TempDir,
+    url: String,
 }
 
 impl TestDatabase {
-    pub fn new() -> Self {
+    pub async fn new() -> Self {
         let directory = tempfile::tempdir().expect("failed to create a temporary directory");
-        Self { directory }
+        let url = lintas_common::testing::fresh_database_url(directory.path(), "users").await;
+        Self {
+            _directory: directory,
+            url,
+        }
     }
 
-    /// Returns the SQLite URL of the database file, which the service creates.
+    /// Returns the database URL, which the service creates or migrates.
     pub fn url(&self) -> String {
-        let path = self.directory.path().join("users.db");
-        format!("sqlite://{}", path.display())
+        self.url.clone()
     }
 }
 
@@ -66,7 +71,7 @@ impl TestService {
     /// Starts a service on a fresh database that signs page tokens with
     /// [`TEST_SECRET`].
     pub async fn start() -> Self {
-        let database = TestDatabase::new();
+        let database = TestDatabase::new().await;
         let mut service = Self::start_on(&database, Some(TEST_SECRET)).await;
         service.database = Some(database);
         service
@@ -82,10 +87,8 @@ impl TestService {
         let address = listener
             .local_addr()
             .expect("bound listener has an address");
-        let settings = user_svc::Settings {
-            database_url: database.url(),
-            page_token_secret: page_token_secret.map(str::to_owned),
-        };
+        let mut settings = user_svc::Settings::new(database.url());
+        settings.page_token_secret = page_token_secret.map(str::to_owned);
         let (shutdown, shutdown_requested) = oneshot::channel::<()>();
         let mut server = tokio::spawn(user_svc::serve(listener, settings, async move {
             // A dropped sender stops the service as well.
