@@ -107,6 +107,7 @@ impl Api {
         &self,
         request_id: &str,
         input: CreateUserInput,
+        idempotency_key: Option<String>,
     ) -> Result<User, ApiError> {
         let request = self.backends.request(
             "user.v1.UserService/CreateUser",
@@ -115,7 +116,7 @@ impl Api {
                 name: input.name,
                 email: input.email,
                 status: input.status.map_or(0, |status| status.to_proto() as i32),
-                idempotency_key: String::new(),
+                idempotency_key: idempotency_key.unwrap_or_default(),
             },
         );
         let response = self.backends.users.clone().create_user(request).await?;
@@ -127,6 +128,7 @@ impl Api {
         request_id: &str,
         id: &str,
         input: UpdateUserInput,
+        expected_version: Option<i64>,
     ) -> Result<User, ApiError> {
         let request = self.backends.request(
             "user.v1.UserService/UpdateUser",
@@ -136,20 +138,31 @@ impl Api {
                 name: input.name,
                 email: input.email,
                 status: input.status.map(|status| status.to_proto() as i32),
-                expected_version: None,
+                expected_version,
             },
         );
         let response = self.backends.users.clone().update_user(request).await?;
         Ok(response.into_inner().user.unwrap_or_default().into())
     }
 
-    pub async fn delete_user(&self, request_id: &str, id: &str) -> Result<(), ApiError> {
+    /// Deletes a user who has no open order (PENDING, PAID or SHIPPED).
+    ///
+    /// NOTE: the open-order rule lives here because the user service owns no
+    /// orders; a caller of the user service's gRPC API directly bypasses it,
+    /// and an order placed between the check and the delete is not caught.
+    pub async fn delete_user(
+        &self,
+        request_id: &str,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<(), ApiError> {
+        self.reject_open_orders(request_id, id).await?;
         let request = self.backends.request(
             "user.v1.UserService/DeleteUser",
             request_id,
             user_pb::DeleteUserRequest {
                 id: id.to_owned(),
-                expected_version: None,
+                expected_version,
             },
         );
         self.backends.users.clone().delete_user(request).await?;
@@ -255,6 +268,7 @@ impl Api {
         &self,
         request_id: &str,
         input: CreateOrderInput,
+        idempotency_key: Option<String>,
     ) -> Result<Order, ApiError> {
         let message = order_pb::CreateOrderRequest {
             user_id: input.user_id,
@@ -269,7 +283,7 @@ impl Api {
                 .collect(),
             currency: input.currency,
             shipping_address: Some(address(input.shipping_address)),
-            idempotency_key: String::new(),
+            idempotency_key: idempotency_key.unwrap_or_default(),
         };
         let request =
             self.backends
@@ -324,6 +338,7 @@ impl Api {
         request_id: &str,
         order_id: &str,
         input: PaymentInput,
+        idempotency_key: Option<String>,
     ) -> Result<(Order, Payment), ApiError> {
         let request = self.backends.request(
             "order.v1.OrderService/ProcessPayment",
@@ -334,7 +349,7 @@ impl Api {
                 currency: input.currency,
                 method: input.method.to_proto() as i32,
                 payment_token: input.payment_token,
-                idempotency_key: String::new(),
+                idempotency_key: idempotency_key.unwrap_or_default(),
             },
         );
         let response = self
@@ -397,6 +412,33 @@ impl Api {
                 )
             })
             .collect())
+    }
+    /// Fails with FAILED_PRECONDITION when the user has an open order.
+    async fn reject_open_orders(&self, request_id: &str, user_id: &str) -> Result<(), ApiError> {
+        // An invalid id is left for the user service to reject by its own name.
+        if uuid::Uuid::parse_str(user_id).is_err() {
+            return Ok(());
+        }
+        for status in [
+            OrderStatus::Pending,
+            OrderStatus::Paid,
+            OrderStatus::Shipped,
+        ] {
+            let params = OrderListParams {
+                page_size: Some(1),
+                user_id: Some(user_id.to_owned()),
+                status: Some(status),
+                ..Default::default()
+            };
+            if !self.list_orders(request_id, params).await?.items.is_empty() {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "FAILED_PRECONDITION",
+                    "user has open orders (PENDING, PAID or SHIPPED), so it cannot be deleted: cancel or complete them first",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use super::{api, request_id};
 use crate::error::ApiError;
 use crate::inputs::{CreateOrderInput, CreateUserInput, PaymentInput, UpdateUserInput};
+use crate::int64::Int64;
 use crate::model::{Order, OrderStatus, Payment, User};
 
 /// Outcome of a payment attempt. A declined charge is a FAILED payment and
@@ -19,33 +20,68 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+        #[graphql(
+            desc = "A retry with the same key and input returns the first user and creates nothing"
+        )]
+        idempotency_key: Option<String>,
+    ) -> Result<User> {
         api(ctx)
-            .create_user(request_id(ctx), input)
+            .create_user(request_id(ctx), input, idempotency_key)
             .await
             .map_err(ApiError::into_graphql)
     }
 
     /// Changes the fields that are set; at least one is required.
-    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+        #[graphql(
+            desc = "Apply only while the user is at this version; otherwise fail with ABORTED"
+        )]
+        expected_version: Option<Int64>,
+    ) -> Result<User> {
+        let expected_version = expected_version.map(|version| version.0);
         api(ctx)
-            .update_user(request_id(ctx), &id, input)
+            .update_user(request_id(ctx), &id, input, expected_version)
             .await
             .map_err(ApiError::into_graphql)
     }
 
-    /// Deletes a user and returns the deleted id.
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    /// Deletes a user who has no open order and returns the deleted id.
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(
+            desc = "Delete only while the user is at this version; otherwise fail with ABORTED"
+        )]
+        expected_version: Option<Int64>,
+    ) -> Result<ID> {
+        let expected_version = expected_version.map(|version| version.0);
         api(ctx)
-            .delete_user(request_id(ctx), &id)
+            .delete_user(request_id(ctx), &id, expected_version)
             .await
             .map_err(ApiError::into_graphql)?;
         Ok(id)
     }
 
-    async fn create_order(&self, ctx: &Context<'_>, input: CreateOrderInput) -> Result<Order> {
+    async fn create_order(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrderInput,
+        #[graphql(
+            desc = "A retry with the same key and input returns the first order and creates nothing"
+        )]
+        idempotency_key: Option<String>,
+    ) -> Result<Order> {
         api(ctx)
-            .create_order(request_id(ctx), input)
+            .create_order(request_id(ctx), input, idempotency_key)
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -81,9 +117,13 @@ impl Mutation {
         ctx: &Context<'_>,
         order_id: ID,
         input: PaymentInput,
+        #[graphql(
+            desc = "A retry with the same key and input returns the first result and charges nothing"
+        )]
+        idempotency_key: Option<String>,
     ) -> Result<PaymentResult> {
         let (order, payment) = api(ctx)
-            .process_payment(request_id(ctx), &order_id, input)
+            .process_payment(request_id(ctx), &order_id, input, idempotency_key)
             .await
             .map_err(ApiError::into_graphql)?;
         Ok(PaymentResult { order, payment })

@@ -2,6 +2,7 @@
 //! `/api/openapi.json` and the interactive API page at `/api/docs`.
 
 mod extract;
+mod headers;
 pub mod orders;
 pub mod users;
 

@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::headers::idempotency_key;
 use crate::api::Api;
 use crate::error::{ApiError, Problem};
 use crate::inputs::{
@@ -50,15 +51,18 @@ pub async fn list(
 
 /// Place an order for an active user.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrderInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first order and creates nothing")),
     responses((status = 201, body = Order, headers(("location" = String, description = "URL of the new order"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "User missing or suspended")))]
 pub async fn create(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<CreateOrderInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let order = api.create_order(&request_id, input).await?;
+    let key = idempotency_key(&headers)?;
+    let order = api.create_order(&request_id, input, key).await?;
     let location = format!("/api/v1/orders/{}", order.id.as_str());
     Ok((
         StatusCode::CREATED,
@@ -121,7 +125,9 @@ pub async fn cancel(
 }
 
 /// Pay a PENDING order.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/payments", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+#[utoipa::path(post, path = "/api/v1/orders/{id}/payments", tag = "orders",
+    params(("id" = String, Path, description = "Order UUID"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first result and charges nothing")),
     request_body = PaymentInput,
     responses((status = 200, body = PaymentResult, description = "Payment attempted; see payment.status"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -131,9 +137,11 @@ pub async fn pay(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<PaymentInput>,
 ) -> Result<Json<PaymentResult>, ApiError> {
-    let (order, payment) = api.process_payment(&request_id, &id, input).await?;
+    let key = idempotency_key(&headers)?;
+    let (order, payment) = api.process_payment(&request_id, &id, input, key).await?;
     Ok(Json(PaymentResult { order, payment }))
 }
 

@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::headers::{etag, idempotency_key, if_match, precondition_failed};
 use crate::api::Api;
 use crate::error::{ApiError, Problem};
 use crate::inputs::{CreateUserInput, PageParams, UpdateUserInput, UserListParams};
@@ -41,60 +42,85 @@ pub async fn list(
 
 /// Create a user.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserInput,
-    responses((status = 201, body = User, headers(("location" = String, description = "URL of the new user"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first result and creates nothing")),
+    responses((status = 201, body = User, headers(("location" = String, description = "URL of the new user"), ("etag" = String, description = "The user's version"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "Email address already in use")))]
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Email address already in use, or the key was used for another request")))]
 pub async fn create(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<CreateUserInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = api.create_user(&request_id, input).await?;
+    let key = idempotency_key(&headers)?;
+    let user = api.create_user(&request_id, input, key).await?;
     let location = format!("/api/v1/users/{}", user.id.as_str());
+    let tag = etag(user.version.0);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
+        [(header::ETAG, tag)],
         Json(user),
     ))
 }
 
 /// Get a user by id.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User UUID")),
-    responses((status = 200, body = User), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = User, headers(("etag" = String, description = "The user's version, for If-Match"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<User>, ApiError> {
-    Ok(Json(api.get_user(&request_id, &id).await?))
+) -> Result<impl IntoResponse, ApiError> {
+    let user = api.get_user(&request_id, &id).await?;
+    Ok(([(header::ETAG, etag(user.version.0))], Json(user)))
 }
 
 /// Change some fields of a user.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User UUID")),
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User UUID"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a read; the change applies only at that version")),
     request_body = UpdateUserInput,
-    responses((status = 200, body = User), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = User, headers(("etag" = String, description = "The new version"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json")))]
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json", description = "If-Match names another version")))]
 pub async fn update(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<UpdateUserInput>,
-) -> Result<Json<User>, ApiError> {
-    Ok(Json(api.update_user(&request_id, &id, input).await?))
+) -> Result<impl IntoResponse, ApiError> {
+    let expected_version = if_match(&headers)?;
+    let user = api
+        .update_user(&request_id, &id, input, expected_version)
+        .await
+        .map_err(|error| precondition_failed(error, expected_version.is_some()))?;
+    Ok(([(header::ETAG, etag(user.version.0))], Json(user)))
 }
 
-/// Delete a user.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User UUID")),
+/// Delete a user who has no open order.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User UUID"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a read; the delete applies only at that version")),
     responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The user has open orders"),
+        (status = 412, body = Problem, content_type = "application/problem+json", description = "If-Match names another version")))]
 pub async fn delete(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    api.delete_user(&request_id, &id).await?;
+    let expected_version = if_match(&headers)?;
+    api.delete_user(&request_id, &id, expected_version)
+        .await
+        .map_err(|error| precondition_failed(error, expected_version.is_some()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

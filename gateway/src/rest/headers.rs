@@ -1,0 +1,108 @@
+//! Request headers of writes: `Idempotency-Key`, and `If-Match` with the
+//! `ETag` that reads return.
+//!
+//! A user's ETag is its version in quotes (`"3"`), so `If-Match: "3"` on a
+//! PATCH or DELETE applies the change only while the user is at version 3.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+
+use crate::error::ApiError;
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Returns the `Idempotency-Key` header, if any.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|value| {
+            value.to_str().map(str::to_owned).map_err(|_| {
+                ApiError::invalid_argument("Idempotency-Key: must be visible ASCII characters")
+            })
+        })
+        .transpose()
+}
+
+/// Returns the version an `If-Match` header requires; `*` or no header
+/// require none.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::invalid_argument("If-Match: expected one ETag such as \"3\", as returned by GET")
+    };
+    let text = value.to_str().map_err(|_| invalid())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tag = text.strip_prefix("W/").unwrap_or(text);
+    let version = tag
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .and_then(|digits| digits.parse::<i64>().ok())
+        .filter(|version| *version >= 1)
+        .ok_or_else(invalid)?;
+    Ok(Some(version))
+}
+
+/// Formats the ETag of a resource version.
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\""))
+        .expect("a quoted integer is a valid header value")
+}
+
+/// Turns a version conflict of a conditional request into 412.
+pub fn precondition_failed(error: ApiError, conditional: bool) -> ApiError {
+    if conditional && error.code == "ABORTED" {
+        return ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PRECONDITION_FAILED",
+            error.detail,
+        );
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: &'static str, value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(if_match(&headers("if-match", "*")).unwrap(), None);
+        assert_eq!(if_match(&headers("if-match", "\"3\"")).unwrap(), Some(3));
+        assert_eq!(
+            if_match(&headers("if-match", "W/\"12\"")).unwrap(),
+            Some(12)
+        );
+        for invalid in ["3", "\"x\"", "\"0\"", "\"1\", \"2\"", "\"-1\""] {
+            let mut map = HeaderMap::new();
+            map.insert("if-match", HeaderValue::from_str(invalid).unwrap());
+            assert_eq!(
+                if_match(&map).unwrap_err().code,
+                "INVALID_ARGUMENT",
+                "{invalid}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_conditional_conflicts_become_412() {
+        let conflict = ApiError::new(StatusCode::CONFLICT, "ABORTED", "version: expected 1");
+        assert_eq!(
+            precondition_failed(conflict.clone(), true).status,
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            precondition_failed(conflict, false).status,
+            StatusCode::CONFLICT
+        );
+    }
+}
