@@ -1,0 +1,132 @@
+//! Telemetry shared by the gateway and both services: traces, logs and
+//! Prometheus metrics.
+//!
+//! [`init`] installs one `tracing` subscriber with three outputs: log lines
+//! on stdout (JSON with `trace_id` and `span_id`, or a readable format), an
+//! OpenTelemetry layer that exports spans over OTLP/gRPC when an endpoint is
+//! configured, and a Loki push client when `LOKI_URL` is set. Trace ids are
+//! assigned even when nothing is exported, so logs and responses always
+//! carry one. `propagation` moves the W3C trace context across HTTP and
+//! gRPC, `grpc` instruments tonic servers and clients, and `metrics` serves
+//! Prometheus registries.
+
+pub mod config;
+pub mod grpc;
+mod json_format;
+pub mod metrics;
+pub mod propagation;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+pub use config::{LogFormat, TelemetryConfig};
+pub use propagation::current_trace_id;
+
+/// Keeps the exporters alive; [`TelemetryGuard::shutdown`] flushes them.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+    loki: Option<tracing_loki::BackgroundTaskController>,
+}
+
+impl TelemetryGuard {
+    /// Exports every finished span and sends queued log lines, waiting at
+    /// most a few seconds, so that requests served just before a shutdown
+    /// are not lost.
+    pub async fn shutdown(self) {
+        let provider = self.provider;
+        let flushed = tokio::task::spawn_blocking(move || {
+            if let Err(error) = provider.force_flush() {
+                eprintln!("failed to flush spans: {error}");
+            }
+            if let Err(error) = provider.shutdown_with_timeout(Duration::from_secs(5)) {
+                eprintln!("failed to shut down the span exporter: {error}");
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(6), flushed).await;
+        if let Some(loki) = self.loki {
+            let _ = tokio::time::timeout(Duration::from_secs(5), loki.shutdown()).await;
+        }
+    }
+}
+
+/// Installs the global subscriber, tracer provider and propagator.
+///
+/// Must run inside a Tokio runtime when `LOKI_URL` is set, because the Loki
+/// client runs as a background task. Fails when a second subscriber is
+/// installed in one process; the one-process quickstart calls it once.
+pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let provider = tracer_provider(config)?;
+    let tracer = provider.tracer("lintas");
+    opentelemetry::global::set_tracer_provider(provider.clone());
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stdout = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(json_format::JsonFormat::new(config.service_name.clone()))
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+    };
+
+    let (loki_layer, loki) = match &config.loki_url {
+        Some(url) => {
+            let (layer, controller, task) = tracing_loki::builder()
+                .label("service", config.service_name.clone())?
+                .label("environment", config.environment.clone())?
+                .build_controller_url(url.clone())
+                .context("invalid LOKI_URL")?;
+            tokio::spawn(task);
+            (Some(layer), Some(controller))
+        }
+        None => (None, None),
+    };
+
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(stdout)
+        .with(loki_layer)
+        .try_init()
+        .context("a tracing subscriber is already installed")?;
+
+    tracing::info!(
+        service = %config.service_name,
+        otlp_endpoint = config.otlp_endpoint.as_deref().unwrap_or("none"),
+        sampler = %config.sampler_description(),
+        loki = config.loki_url.is_some(),
+        "telemetry started"
+    );
+    Ok(TelemetryGuard { provider, loki })
+}
+
+fn tracer_provider(config: &TelemetryConfig) -> anyhow::Result<SdkTracerProvider> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .with_attributes([opentelemetry::KeyValue::new(
+            "deployment.environment.name",
+            config.environment.clone(),
+        )])
+        .build();
+    let mut builder = SdkTracerProvider::builder()
+        .with_sampler(config.sampler())
+        .with_resource(resource);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .with_timeout(Duration::from_secs(5))
+            .build()
+            .context("failed to create the OTLP span exporter")?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
