@@ -146,8 +146,10 @@ where
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
         let _ = span.set_parent(propagation::extract(request.headers()));
+        propagation::record_trace_id(&span);
 
         let started = Instant::now();
         let metrics = self.layer.metrics.clone();

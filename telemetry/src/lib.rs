@@ -15,6 +15,8 @@ pub mod grpc;
 mod json_format;
 pub mod metrics;
 pub mod propagation;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::Duration;
 

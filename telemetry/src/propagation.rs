@@ -67,6 +67,16 @@ pub fn trace_id(span: &tracing::Span) -> String {
     }
 }
 
+/// Records the span's trace id in its `trace_id` field, which the span must
+/// declare. Log outputs that copy span fields into each line (the Loki
+/// client) then carry the trace id on every line inside the span.
+pub fn record_trace_id(span: &tracing::Span) {
+    let id = trace_id(span);
+    if !id.is_empty() {
+        span.record("trace_id", id.as_str());
+    }
+}
+
 /// Returns the trace id of the current span; see [`trace_id`].
 pub fn current_trace_id() -> String {
     trace_id(&tracing::Span::current())

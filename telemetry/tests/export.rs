@@ -1,0 +1,72 @@
+//! The subscriber exports spans over OTLP and pushes log lines to Loki with
+//! the trace id in the line and only low-cardinality labels.
+
+use std::time::Duration;
+
+use lintas_telemetry::testing::{LokiReceiver, OtlpReceiver};
+use lintas_telemetry::{LogFormat, TelemetryConfig};
+
+#[tokio::test]
+async fn spans_and_log_lines_reach_their_backends() {
+    let otlp = OtlpReceiver::start().await;
+    let loki = LokiReceiver::start().await;
+    let config =
+        TelemetryConfig::from_lookup("telemetry-test", LogFormat::Json, |name| match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(otlp.endpoint.clone()),
+            "LOKI_URL" => Some(loki.url.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let guard = lintas_telemetry::init(&config).unwrap();
+
+    let span = tracing::info_span!(
+        "work",
+        otel.name = "unit of work",
+        trace_id = tracing::field::Empty
+    );
+    lintas_telemetry::propagation::record_trace_id(&span);
+    let trace_id = {
+        let _entered = span.enter();
+        tracing::info!(item = 7, "inside the span");
+        lintas_telemetry::current_trace_id()
+    };
+    drop(span);
+    assert_eq!(trace_id.len(), 32, "{trace_id:?}");
+
+    guard.shutdown().await;
+
+    let spans = otlp
+        .wait_for(Duration::from_secs(10), |spans| !spans.is_empty())
+        .await;
+    let exported = spans
+        .iter()
+        .find(|span| span.name == "unit of work")
+        .expect("span exported");
+    assert_eq!(exported.trace_id, trace_id);
+    assert_eq!(exported.service, "telemetry-test");
+
+    let lines = loki
+        .wait_for(Duration::from_secs(10), |lines| {
+            lines
+                .iter()
+                .any(|line| line.line.contains("inside the span"))
+        })
+        .await;
+    let line = lines
+        .iter()
+        .find(|line| line.line.contains("inside the span"))
+        .expect("line pushed");
+    assert!(
+        line.line.contains(&trace_id),
+        "trace id missing from {}",
+        line.line
+    );
+    let names: Vec<&str> = line.labels.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["environment", "level", "service"],
+        "{:?}",
+        line.labels
+    );
+    assert_eq!(line.labels["service"], "telemetry-test");
+}
