@@ -151,6 +151,48 @@ impl Database {
         }
     }
 
+    /// The OpenTelemetry `db.system.name` of the backend.
+    pub fn system_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+
+    /// Registers `db_pool_connections{state="idle|in_use"}` and
+    /// `db_pool_max_connections` in `registry`, refreshed every five seconds
+    /// until the pool closes.
+    pub fn export_pool_metrics(
+        &self,
+        registry: &prometheus::Registry,
+        max_connections: u32,
+    ) -> prometheus::Result<()> {
+        let connections = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("db_pool_connections", "Open database connections by state."),
+            &["state"],
+        )?;
+        let maximum = prometheus::IntGauge::new(
+            "db_pool_max_connections",
+            "Largest number of pooled connections.",
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(maximum.clone()))?;
+        maximum.set(i64::from(max_connections));
+
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(5));
+            while !pool.is_closed() {
+                ticker.tick().await;
+                let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+                let size = i64::from(pool.size());
+                connections.with_label_values(&["idle"]).set(idle);
+                connections.with_label_values(&["in_use"]).set(size - idle);
+            }
+        });
+        Ok(())
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)

@@ -7,16 +7,24 @@ use tonic::transport::server::Router;
 use tonic_health::server::HealthReporter;
 
 /// Name of the standard health service.
-const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
+/// Names of the standard services [`router_with_standard_services`] adds,
+/// for labelling metrics.
+pub const STANDARD_SERVICES: &[&str] = &[
+    HEALTH_SERVICE,
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
 
 /// Starts a router with health and reflection. Reflection lists
 /// `service_name` (the caller's own service, for example
 /// "user.v1.UserService"), the health service and itself. The caller adds
 /// its own service and marks it serving through the returned reporter.
-pub fn router_with_standard_services(
-    server: &mut Server,
+pub fn router_with_standard_services<L: Clone>(
+    server: &mut Server<L>,
     service_name: &str,
-) -> (HealthReporter, Router) {
+) -> (HealthReporter, Router<L>) {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let reflection = || {
         tonic_reflection::server::Builder::configure()

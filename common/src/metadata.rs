@@ -32,13 +32,12 @@ pub fn is_valid_request_id(id: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
 }
 
-/// Builds the metadata block of a response.
-///
-/// NOTE: `trace_id` stays empty because no tracing pipeline is wired in yet.
+/// Builds the metadata block of a response, with the trace id of the
+/// current span (empty outside a trace).
 pub fn response_metadata(request_id: &str) -> Option<ResponseMetadata> {
     Some(ResponseMetadata {
         request_id: request_id.to_owned(),
-        trace_id: String::new(),
+        trace_id: lintas_telemetry::current_trace_id(),
     })
 }
 

@@ -24,6 +24,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub use service::UserApi;
 pub use store::SqlUserStore;
 
+/// Fully qualified name of the gRPC service.
+pub const SERVICE_NAME: &str = "user.v1.UserService";
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -44,6 +47,9 @@ pub struct Settings {
     pub pool: PoolSettings,
     /// How long a retry with the same idempotency key returns the first result.
     pub idempotency_ttl: Duration,
+    /// Registry that receives the service's metrics; the binary serves it
+    /// on its metrics port.
+    pub registry: prometheus::Registry,
 }
 
 impl Settings {
@@ -54,6 +60,7 @@ impl Settings {
             page_token_secret: None,
             pool: PoolSettings::default(),
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            registry: prometheus::Registry::new(),
         }
     }
 }
@@ -103,17 +110,29 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let database = open_database(&settings, MigrationMode::Apply).await?;
+    database.export_pool_metrics(&settings.registry, settings.pool.max_connections)?;
     let store = SqlUserStore::new(database, settings.idempotency_ttl);
+    let business = service::BusinessMetrics::register(&settings.registry)?;
 
     let page_tokens = match &settings.page_token_secret {
         Some(secret) => PageTokenCodec::new(secret.as_bytes(), DEFAULT_MAX_AGE),
         None => PageTokenCodec::with_random_secret(),
     };
-    let api = UserApi::new(store, page_tokens);
+    let api = UserApi::new(store, page_tokens, business);
 
-    let mut server = tonic::transport::Server::builder().timeout(Duration::from_secs(30));
+    let rpc_metrics = lintas_telemetry::grpc::RpcMetrics::register(&settings.registry, "server")?;
+    let known_services: Vec<&str> = [SERVICE_NAME]
+        .into_iter()
+        .chain(lintas_common::grpc::STANDARD_SERVICES.iter().copied())
+        .collect();
+    let mut server = tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .layer(lintas_telemetry::grpc::ServerLayer::new(
+            rpc_metrics,
+            &known_services,
+        ));
     let (health_reporter, router) =
-        lintas_common::grpc::router_with_standard_services(&mut server, "user.v1.UserService");
+        lintas_common::grpc::router_with_standard_services(&mut server, SERVICE_NAME);
     health_reporter
         .set_serving::<UserServiceServer<UserApi>>()
         .await;

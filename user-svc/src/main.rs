@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use lintas_common::database::{MigrationMode, PoolSettings};
-use lintas_common::logging::{self, LogFormat};
+use lintas_telemetry::{LogFormat, TelemetryConfig};
 
 /// gRPC user service (user.v1.UserService).
 #[derive(Debug, Parser)]
@@ -53,6 +53,10 @@ struct Args {
     #[arg(long, env = "PAGE_TOKEN_SECRET", hide_env_values = true)]
     page_token_secret: Option<String>,
 
+    /// Address and port of the Prometheus metrics endpoint (GET /metrics).
+    #[arg(long, env = "METRICS_LISTEN", default_value = "0.0.0.0:9464")]
+    metrics_listen: SocketAddr,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -61,7 +65,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    let telemetry =
+        lintas_telemetry::init(&TelemetryConfig::from_env("user-svc", args.log_format)?)?;
 
     let settings = user_svc::Settings {
         database_url: args.database_url,
@@ -72,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             statement_timeout: Duration::from_millis(args.database_statement_timeout_ms),
         },
         idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
+        registry: prometheus::Registry::new(),
     };
     if args.migrate_only || args.migrate_only_check {
         let mode = if args.migrate_only {
@@ -79,13 +85,38 @@ async fn main() -> anyhow::Result<()> {
         } else {
             MigrationMode::Check
         };
-        user_svc::open_database(&settings, mode).await?;
-        tracing::info!(?mode, "user database schema is current");
-        return Ok(());
+        let result = user_svc::open_database(&settings, mode).await.map(drop);
+        if result.is_ok() {
+            tracing::info!(?mode, "user database schema is current");
+        }
+        telemetry.shutdown().await;
+        return result;
     }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;
-    user_svc::serve(listener, settings, lintas_common::shutdown::signal()).await
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("failed to bind {}", args.metrics_listen))?;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics = tokio::spawn(lintas_telemetry::metrics::serve(
+        metrics_listener,
+        settings.registry.clone(),
+        wait_for_stop(stopped.clone()),
+    ));
+    let result = user_svc::serve(listener, settings, async move {
+        lintas_common::shutdown::signal().await;
+        let _ = stop.send(true);
+    })
+    .await;
+    drop(stopped);
+    let _ = metrics.await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn wait_for_stop(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }

@@ -19,10 +19,9 @@ use lintas_proto::user::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::store::{Cursor, SqlUserStore, StoreError, UserStore};
-use crate::validate;
+use crate::{SERVICE_NAME, validate};
 use lintas_common::idempotency::IdempotencyKey;
 
-const SERVICE_NAME: &str = "user.v1.UserService";
 const DAY_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
 
 /// Implementation of `user.v1.UserService`.
@@ -30,13 +29,42 @@ const DAY_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
 pub struct UserApi {
     store: Arc<dyn UserStore>,
     page_tokens: PageTokenCodec,
+    business: BusinessMetrics,
+}
+
+/// Business counters exported to Prometheus.
+#[derive(Clone)]
+pub struct BusinessMetrics {
+    users_created: prometheus::IntCounter,
+    users_deleted: prometheus::IntCounter,
+}
+
+impl BusinessMetrics {
+    pub fn register(registry: &prometheus::Registry) -> prometheus::Result<Self> {
+        let users_created = prometheus::IntCounter::new(
+            "users_created_total",
+            "Users created, retries with an idempotency key included.",
+        )?;
+        let users_deleted = prometheus::IntCounter::new("users_deleted_total", "Users deleted.")?;
+        registry.register(Box::new(users_created.clone()))?;
+        registry.register(Box::new(users_deleted.clone()))?;
+        Ok(Self {
+            users_created,
+            users_deleted,
+        })
+    }
 }
 
 impl UserApi {
-    pub fn new(store: SqlUserStore, page_tokens: PageTokenCodec) -> Self {
+    pub fn new(
+        store: SqlUserStore,
+        page_tokens: PageTokenCodec,
+        business: BusinessMetrics,
+    ) -> Self {
         Self {
             store: Arc::new(store),
             page_tokens,
+            business,
         }
     }
 }
@@ -126,6 +154,7 @@ impl UserService for UserApi {
             .create(new_user, key.as_ref())
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
+        self.business.users_created.inc();
         tracing::info!(user_id = %user.id, %request_id, "user created");
         Ok(Response::new(CreateUserResponse {
             user: Some(user),
@@ -166,6 +195,7 @@ impl UserService for UserApi {
             .delete(id, expected_version)
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
+        self.business.users_deleted.inc();
         tracing::info!(user_id = %id, %request_id, "user deleted");
         Ok(Response::new(DeleteUserResponse {
             metadata: response_metadata(&request_id),

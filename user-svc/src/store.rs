@@ -202,12 +202,14 @@ impl SqlUserStore {
 
 #[async_trait]
 impl UserStore for SqlUserStore {
+    #[tracing::instrument(name = "db.users.get", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "SELECT"))]
     async fn get(&self, id: Uuid) -> Result<User, StoreError> {
         let mut connection = self.database.pool.acquire().await?;
         let row = Self::fetch(&mut connection, id).await?;
         row.map(UserRow::into_user).ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(name = "db.users.get_many", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "SELECT"))]
     async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<User>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -224,6 +226,7 @@ impl UserStore for SqlUserStore {
         Ok(rows.into_iter().map(UserRow::into_user).collect())
     }
 
+    #[tracing::instrument(name = "db.users.list", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "SELECT"))]
     async fn list(&self, query: &UserQuery, after: Option<&Cursor>) -> Result<Page, StoreError> {
         let mut sql = SqlBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
         if let Some(name) = &query.name_contains {
@@ -277,6 +280,7 @@ impl UserStore for SqlUserStore {
         })
     }
 
+    #[tracing::instrument(name = "db.users.create", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "INSERT"))]
     async fn create(
         &self,
         user: NewUser,
@@ -292,6 +296,7 @@ impl UserStore for SqlUserStore {
         }
     }
 
+    #[tracing::instrument(name = "db.users.update", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "UPDATE"))]
     async fn update(
         &self,
         id: Uuid,
@@ -342,6 +347,7 @@ impl UserStore for SqlUserStore {
         Ok(updated)
     }
 
+    #[tracing::instrument(name = "db.users.delete", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "DELETE"))]
     async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError> {
         let mut sql = SqlBuilder::new("DELETE FROM users WHERE id = ");
         sql.bind(Param::Text(id.to_string()));
@@ -363,6 +369,7 @@ impl UserStore for SqlUserStore {
         }
     }
 
+    #[tracing::instrument(name = "db.users.counts", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "SELECT"))]
     async fn counts(&self, since: i64) -> Result<UserCounts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM users GROUP BY status")
@@ -389,6 +396,7 @@ impl UserStore for SqlUserStore {
         })
     }
 
+    #[tracing::instrument(name = "db.users.ping", skip_all, fields(otel.kind = "client", db.system.name = self.database.system_name(), db.operation.name = "SELECT"))]
     async fn ping(&self) -> Result<(), StoreError> {
         self.database.ping().await?;
         Ok(())
