@@ -4,9 +4,9 @@
 //! [`serve`] runs the service on a listener the caller bound, so the binary,
 //! the one-process quickstart and the tests all start it the same way.
 //! Request validation lives in `validate`, the status state machine in
-//! `lifecycle`, storage in `store`, the user-service client in `users`, the
-//! built-in test payment provider in `provider`, and the RPC handlers that
-//! join them in `service`.
+//! `lifecycle`, storage on SQLite or PostgreSQL in `store`, the user-service
+//! client in `users`, the built-in test payment provider in `provider`, and
+//! the RPC handlers that join them in `service`.
 
 mod lifecycle;
 mod provider;
@@ -19,26 +19,41 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
+use lintas_common::database::{Database, MigrationMode, Migrations, PoolSettings, redact};
 use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
 use lintas_proto::order::v1::order_service_server::OrderServiceServer;
+use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use service::OrderApi;
-pub use store::SqliteOrderStore;
+pub use store::OrderStore;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Default bound on one call to the user service, connect included. A
 /// lookup by primary key normally takes a few milliseconds, so two seconds
 /// runs out mostly when the user service is stuck or unreachable.
 pub const DEFAULT_USER_SERVICE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Default lifetime of idempotency keys: a day covers any client's retry
+/// policy, and expired keys are deleted, so the table stays small.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Settings that [`serve`] needs; the binary fills them from flags and the
-/// environment.
+/// environment. [`Settings::new`] fills in the defaults.
 #[derive(Clone)]
 pub struct Settings {
-    /// SQLite URL, for example `sqlite://data/orders.db`. The file is
-    /// created when missing.
+    /// `sqlite://PATH` (the file is created when missing) or
+    /// `postgres://USER:PASSWORD@HOST/DATABASE`.
     pub database_url: String,
+    /// Connection pool size and timeouts.
+    pub pool: PoolSettings,
+    /// How long a retry with the same idempotency key gets the first
+    /// response. Older keys count as unused, so a retry after that writes
+    /// again.
+    pub idempotency_ttl: Duration,
     /// Secret that signs page tokens. Replicas must share it; without one a
     /// random secret is used and tokens do not survive a restart.
     pub page_token_secret: Option<String>,
@@ -49,11 +64,30 @@ pub struct Settings {
     pub user_service_timeout: Duration,
 }
 
+impl Settings {
+    /// Settings for the given database and user service, with the defaults
+    /// for everything else: [`PoolSettings::default`],
+    /// [`DEFAULT_IDEMPOTENCY_TTL`], a random page token secret and
+    /// [`DEFAULT_USER_SERVICE_TIMEOUT`].
+    pub fn new(database_url: impl Into<String>, user_service_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            pool: PoolSettings::default(),
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            page_token_secret: None,
+            user_service_url: user_service_url.into(),
+            user_service_timeout: DEFAULT_USER_SERVICE_TIMEOUT,
+        }
+    }
+}
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Settings")
-            .field("database_url", &self.database_url)
+            .field("database_url", &redact(&self.database_url))
+            .field("pool", &self.pool)
+            .field("idempotency_ttl", &self.idempotency_ttl)
             .field(
                 "page_token_secret",
                 &self.page_token_secret.as_ref().map(|_| "<redacted>"),
@@ -64,6 +98,32 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Migrations of the order database, one set per backend.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: &SQLITE_MIGRATIONS,
+        postgres: &POSTGRES_MIGRATIONS,
+    }
+}
+
+/// Connects to the order database and applies or checks its migrations.
+/// [`MigrationMode::Check`] fails unless every migration is applied and
+/// changes nothing.
+pub async fn open_database(settings: &Settings, mode: MigrationMode) -> anyhow::Result<Database> {
+    let url = redact(&settings.database_url);
+    let database = Database::connect(&settings.database_url, &settings.pool)
+        .await
+        .with_context(|| format!("failed to open order database {url}"))?;
+    database
+        .migrate(&migrations(), mode)
+        .await
+        .with_context(|| match mode {
+            MigrationMode::Apply => format!("failed to migrate order database {url}"),
+            MigrationMode::Check => format!("schema check of order database {url} failed"),
+        })?;
+    Ok(database)
+}
+
 /// Opens the database, applies migrations and serves gRPC on `listener`
 /// until `shutdown` completes, then drains in-flight calls. The user
 /// service is connected on first use, so it need not be up yet.
@@ -72,9 +132,8 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = SqliteOrderStore::connect(&settings.database_url)
-        .await
-        .with_context(|| format!("failed to open order database {}", settings.database_url))?;
+    let database = open_database(&settings, MigrationMode::Apply).await?;
+    let store = OrderStore::new(database, settings.idempotency_ttl);
     let users = users::UserDirectory::connect_lazy(
         &settings.user_service_url,
         settings.user_service_timeout,
@@ -88,7 +147,8 @@ pub async fn serve(
     let api = OrderApi::new(store, users, page_tokens);
 
     let mut server = tonic::transport::Server::builder().timeout(Duration::from_secs(30));
-    let (health_reporter, router) = lintas_common::grpc::router_with_standard_services(&mut server, "order.v1.OrderService");
+    let (health_reporter, router) =
+        lintas_common::grpc::router_with_standard_services(&mut server, "order.v1.OrderService");
     health_reporter
         .set_serving::<OrderServiceServer<OrderApi>>()
         .await;

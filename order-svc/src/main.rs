@@ -1,14 +1,17 @@
-//! The `order-svc` binary: reads its configuration and calls [`order_svc::serve`].
+//! The `order-svc` binary: reads its configuration and calls [`order_svc::serve`],
+//! or only migrates the database with `--migrate-only` or `--migrate-only-check`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use lintas_common::database::{MigrationMode, PoolSettings};
 use lintas_common::logging::{self, LogFormat};
 
 const DEFAULT_USER_SERVICE_TIMEOUT_MS: u64 =
     order_svc::DEFAULT_USER_SERVICE_TIMEOUT.as_millis() as u64;
+const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = order_svc::DEFAULT_IDEMPOTENCY_TTL.as_secs();
 
 /// gRPC order service (order.v1.OrderService).
 #[derive(Debug, Parser)]
@@ -18,9 +21,52 @@ struct Args {
     #[arg(long, env = "ORDER_SVC_LISTEN", default_value = "0.0.0.0:50052")]
     listen: SocketAddr,
 
-    /// SQLite database URL; the file is created when missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/orders.db")]
+    /// Database URL: sqlite://PATH (created when missing) or postgres://USER:PASSWORD@HOST/DATABASE.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/orders.db",
+        hide_env_values = true
+    )]
     database_url: String,
+
+    /// Maximum number of database connections in the pool.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = PoolSettings::default().max_connections,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    database_max_connections: u32,
+
+    /// How long a query waits for a free connection, in milliseconds.
+    #[arg(
+        long,
+        env = "DATABASE_ACQUIRE_TIMEOUT_MS",
+        default_value_t = PoolSettings::default().acquire_timeout.as_millis() as u64
+    )]
+    database_acquire_timeout_ms: u64,
+
+    /// Maximum time a statement may run on PostgreSQL before the server cancels it, in
+    /// milliseconds. SQLite ignores it.
+    #[arg(
+        long,
+        env = "DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = PoolSettings::default().statement_timeout.as_millis() as u64
+    )]
+    database_statement_timeout_ms: u64,
+
+    /// How long a retry with the same idempotency key gets the first response, in seconds.
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = DEFAULT_IDEMPOTENCY_TTL_SECS)]
+    idempotency_ttl_secs: u64,
+
+    /// Apply pending migrations, then exit without serving.
+    #[arg(long, env = "MIGRATE_ONLY", conflicts_with = "migrate_only_check")]
+    migrate_only: bool,
+
+    /// Check that every migration is applied, change nothing, and exit: 0 when current, 1 otherwise.
+    #[arg(long, env = "MIGRATE_CHECK_ONLY")]
+    migrate_only_check: bool,
 
     /// gRPC URL of the user service, where CreateOrder checks that the user exists and is active.
     #[arg(
@@ -48,14 +94,32 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(args.log_format);
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("failed to bind {}", args.listen))?;
     let settings = order_svc::Settings {
         database_url: args.database_url,
+        pool: PoolSettings {
+            max_connections: args.database_max_connections,
+            acquire_timeout: Duration::from_millis(args.database_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(args.database_statement_timeout_ms),
+        },
+        idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
         page_token_secret: args.page_token_secret,
         user_service_url: args.user_service_url,
         user_service_timeout: Duration::from_millis(args.user_service_timeout_ms),
     };
+    if args.migrate_only || args.migrate_only_check {
+        let mode = if args.migrate_only {
+            MigrationMode::Apply
+        } else {
+            MigrationMode::Check
+        };
+        let database = order_svc::open_database(&settings, mode).await?;
+        database.pool.close().await;
+        tracing::info!(?mode, "order database schema is current");
+        return Ok(());
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", args.listen))?;
     order_svc::serve(listener, settings, lintas_common::shutdown::signal()).await
 }

@@ -3,10 +3,14 @@
 //! It declines every token that starts with `tok_decline` and accepts all
 //! others, so callers can exercise both outcomes without a real provider.
 //!
-//! NOTE: the service charges before the store checks the order's status,
-//! amount and currency. That costs nothing with this provider, but a real
-//! provider would need those checks first, or a void of the charge when the
-//! store rejects the payment.
+//! The store charges inside the payment's write transaction, after the
+//! order's status, amount and currency pass and after the idempotency key is
+//! claimed, so a replay or a rejected payment charges nothing.
+//!
+//! NOTE: a real provider would be a network call made while the transaction
+//! holds the order's row lock (PostgreSQL) or the database's write lock
+//! (SQLite). It would also need the payment's id as its own idempotency key,
+//! and a void of the charge when the transaction fails after the charge.
 
 /// Prefix of the tokens that the test provider declines.
 pub const DECLINE_PREFIX: &str = "tok_decline";

@@ -3,7 +3,6 @@
 //! source ([`status_from_store`], [`status_from_user_check`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use lintas_common::metadata::{request_id, response_metadata};
 use lintas_common::page_token::PageTokenCodec;
@@ -22,8 +21,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::lifecycle::status_name;
-use crate::provider::{self, ChargeOutcome};
-use crate::store::{Cursor, NewPayment, OrderStore, SqliteOrderStore, StoreError};
+use crate::store::{Cursor, OrderStore, StoreError, Written};
 use crate::users::{UserCheckError, UserDirectory};
 use crate::validate::{self, OrderQuery, RequestedStatus, StatusChange};
 
@@ -32,15 +30,15 @@ const SERVICE_NAME: &str = "order.v1.OrderService";
 /// Implementation of `order.v1.OrderService`.
 #[derive(Clone)]
 pub struct OrderApi {
-    store: Arc<dyn OrderStore>,
+    store: OrderStore,
     users: UserDirectory,
     page_tokens: PageTokenCodec,
 }
 
 impl OrderApi {
-    pub fn new(store: SqliteOrderStore, users: UserDirectory, page_tokens: PageTokenCodec) -> Self {
+    pub fn new(store: OrderStore, users: UserDirectory, page_tokens: PageTokenCodec) -> Self {
         Self {
-            store: Arc::new(store),
+            store,
             users,
             page_tokens,
         }
@@ -159,28 +157,32 @@ impl OrderService for OrderApi {
     ) -> Result<Response<CreateOrderResponse>, Status> {
         let request_id = request_id(request.metadata());
         let new_order = validate::create_request(request.get_ref())?;
+        let key = validate::create_key(request.get_ref())?;
+
+        // A retry whose key is already stored gets the stored response
+        // without a call to the user service, which may be down or may have
+        // suspended the user since the first call.
+        if let Some(key) = &key {
+            let replay: Option<CreateOrderResponse> = self
+                .store
+                .find_replay(key)
+                .await
+                .map_err(|error| status_from_store(error, &request_id))?;
+            if let Some(response) = replay {
+                return Ok(respond_create(Written::Replayed(response), &request_id));
+            }
+        }
+
         self.users
             .ensure_active(new_order.user_id, &request_id)
             .await
             .map_err(|error| status_from_user_check(error, &request_id))?;
-
-        let order = self
+        let written = self
             .store
-            .create(new_order)
+            .create(&new_order, key.as_ref())
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
-        tracing::info!(
-            order_id = %order.id,
-            user_id = %order.user_id,
-            total = order.total,
-            currency = %order.currency,
-            %request_id,
-            "order created"
-        );
-        Ok(Response::new(CreateOrderResponse {
-            order: Some(order),
-            metadata: response_metadata(&request_id),
-        }))
+        Ok(respond_create(written, &request_id))
     }
 
     async fn update_order_status(
@@ -267,33 +269,28 @@ impl OrderService for OrderApi {
     ) -> Result<Response<ProcessPaymentResponse>, Status> {
         let request_id = request_id(request.metadata());
         let input = validate::payment_request(request.get_ref())?;
-        let outcome = provider::charge(&input.token);
-        let declined = matches!(outcome, ChargeOutcome::Declined { .. });
+        let key = validate::payment_key(request.get_ref())?;
 
-        let (order, payment) = self
+        let written = self
             .store
-            .record_payment(NewPayment {
-                order_id: input.order_id,
-                amount: input.amount,
-                currency: input.currency,
-                method: input.method,
-                outcome,
-            })
+            .record_payment(&input, key.as_ref())
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
-        tracing::info!(
-            order_id = %order.id,
-            payment_id = %payment.id,
-            declined,
-            status = status_name(order.status()),
-            %request_id,
-            "payment recorded"
-        );
-        Ok(Response::new(ProcessPaymentResponse {
-            order: Some(order),
-            payment: Some(payment),
-            metadata: response_metadata(&request_id),
-        }))
+        let replayed = written.is_replay();
+        let mut response = written.into_inner();
+        if let (Some(order), Some(payment)) = (&response.order, &response.payment) {
+            tracing::info!(
+                order_id = %order.id,
+                payment_id = %payment.id,
+                payment_status = payment.status().as_str_name(),
+                status = status_name(order.status()),
+                replayed,
+                %request_id,
+                "payment recorded"
+            );
+        }
+        response.metadata = response_metadata(&request_id);
+        Ok(Response::new(response))
     }
 
     /// Reports SERVING while the database responds. The user service's state
@@ -380,6 +377,11 @@ fn status_from_store(error: StoreError, request_id: &str) -> Status {
             "currency: must equal the order currency {expected}, got {actual}"
         )),
         StoreError::Conflict => Status::aborted("order was changed by a concurrent request, retry"),
+        StoreError::IdempotencyMismatch => Status::failed_precondition(error.to_string()),
+        StoreError::CorruptReplay(decode_error) => {
+            tracing::error!(error = %decode_error, %request_id, "stored idempotent response could not be decoded");
+            Status::internal("internal error")
+        }
         StoreError::Database(sqlx::Error::PoolTimedOut) => {
             tracing::error!(%request_id, "database pool timed out");
             Status::unavailable("database is busy, retry later")
@@ -389,6 +391,29 @@ fn status_from_store(error: StoreError, request_id: &str) -> Status {
             Status::internal("internal error")
         }
     }
+}
+
+/// Builds the CreateOrder response and logs the order, created now or by an
+/// earlier call with the same idempotency key.
+fn respond_create(
+    written: Written<CreateOrderResponse>,
+    request_id: &str,
+) -> Response<CreateOrderResponse> {
+    let replayed = written.is_replay();
+    let mut response = written.into_inner();
+    if let Some(order) = &response.order {
+        tracing::info!(
+            order_id = %order.id,
+            user_id = %order.user_id,
+            total = order.total,
+            currency = %order.currency,
+            replayed,
+            %request_id,
+            "order created"
+        );
+    }
+    response.metadata = response_metadata(request_id);
+    Response::new(response)
 }
 
 /// Maps a failed user check to the status returned to the caller. Timeouts

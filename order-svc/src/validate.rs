@@ -11,6 +11,7 @@
 use std::str::FromStr;
 
 use iso_currency::Currency;
+use lintas_common::idempotency::IdempotencyKey;
 use lintas_common::time::timestamp_to_micros;
 use lintas_common::validation::{self, FieldViolation};
 use lintas_proto::common::v1::SortDirection;
@@ -37,6 +38,9 @@ const MAX_POSTAL_CODE_CHARS: usize = 20;
 const MAX_BATCH_USERS: usize = 100;
 const DEFAULT_LIMIT_PER_USER: i64 = 10;
 const MAX_LIMIT_PER_USER: i32 = 100;
+/// Scopes of idempotency keys, one per RPC, so one key may serve both.
+const CREATE_ORDER_SCOPE: &str = "CreateOrder";
+const PROCESS_PAYMENT_SCOPE: &str = "ProcessPayment";
 
 /// An order to insert, with its total already computed.
 #[derive(Debug, Clone)]
@@ -160,6 +164,28 @@ pub fn create_request(request: &CreateOrderRequest) -> Result<NewOrder, FieldVio
         total,
         shipping_address,
     })
+}
+
+/// Checks the idempotency key of a CreateOrder request, if it has one, and
+/// fingerprints the request without the key.
+pub fn create_key(request: &CreateOrderRequest) -> Result<Option<IdempotencyKey>, FieldViolation> {
+    let unkeyed = CreateOrderRequest {
+        idempotency_key: String::new(),
+        ..request.clone()
+    };
+    IdempotencyKey::parse(CREATE_ORDER_SCOPE, &request.idempotency_key, &unkeyed)
+}
+
+/// Checks the idempotency key of a ProcessPayment request, if it has one,
+/// and fingerprints the request without the key.
+pub fn payment_key(
+    request: &ProcessPaymentRequest,
+) -> Result<Option<IdempotencyKey>, FieldViolation> {
+    let unkeyed = ProcessPaymentRequest {
+        idempotency_key: String::new(),
+        ..request.clone()
+    };
+    IdempotencyKey::parse(PROCESS_PAYMENT_SCOPE, &request.idempotency_key, &unkeyed)
 }
 
 pub fn update_status_request(
@@ -841,6 +867,50 @@ mod tests {
             change(&mut request);
             assert_eq!(payment_request(&request).unwrap_err().to_string(), expected);
         }
+    }
+
+    #[test]
+    fn idempotency_key_fingerprints_request_without_key() {
+        let mut first = create(vec![item("a", 1, 1)]);
+        first.idempotency_key = "key-1".into();
+        let mut same_body = first.clone();
+        same_body.idempotency_key = "key-2".into();
+        let mut other_body = first.clone();
+        other_body.items[0].quantity = 2;
+
+        let first_key = create_key(&first).unwrap().unwrap();
+        assert_eq!(first_key.scope, "CreateOrder");
+        assert_eq!(first_key.key, "key-1");
+        assert_eq!(
+            first_key.request_hash,
+            create_key(&same_body).unwrap().unwrap().request_hash
+        );
+        assert_ne!(
+            first_key.request_hash,
+            create_key(&other_body).unwrap().unwrap().request_hash
+        );
+    }
+
+    #[test]
+    fn idempotency_key_is_optional_and_checked() {
+        let mut request = ProcessPaymentRequest {
+            order_id: Uuid::now_v7().to_string(),
+            amount: 100,
+            currency: "IDR".into(),
+            method: PaymentMethod::Card as i32,
+            payment_token: "tok_visa".into(),
+            idempotency_key: String::new(),
+        };
+        assert!(payment_key(&request).unwrap().is_none());
+
+        request.idempotency_key = "pay 1".into();
+        assert_eq!(payment_key(&request).unwrap_err().field, "idempotency_key");
+
+        request.idempotency_key = "pay-1".into();
+        assert_eq!(
+            payment_key(&request).unwrap().unwrap().scope,
+            "ProcessPayment"
+        );
     }
 
     #[test]

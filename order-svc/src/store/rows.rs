@@ -6,8 +6,11 @@ use lintas_proto::order::v1::{Address, Order, OrderItem, Payment, PaymentMethod,
 
 use crate::lifecycle::status_from_name;
 
-/// Columns of `orders` in the order [`OrderRow`] reads them.
-pub const ORDER_COLUMNS: &str = "id, user_id, currency, total, status, refunded, cancel_reason, \
+/// Columns of `orders` in the order [`OrderRow`] reads them. `refunded` is
+/// read as an integer because sqlx's `Any` driver rejects a column that
+/// SQLite declares BOOLEAN, and the cast works on both databases.
+pub const ORDER_COLUMNS: &str = "id, user_id, currency, total, status, \
+     CAST(refunded AS INTEGER) AS refunded, cancel_reason, \
      ship_recipient, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, \
      ship_country, created_at, updated_at, version";
 
@@ -22,7 +25,8 @@ pub struct OrderRow {
     pub currency: String,
     pub total: i64,
     pub status: String,
-    pub refunded: bool,
+    /// 1 when a PAID order was cancelled and refunded, else 0.
+    pub refunded: i64,
     pub cancel_reason: String,
     pub ship_recipient: String,
     pub ship_line1: String,
@@ -57,6 +61,10 @@ pub struct PaymentRow {
 }
 
 impl OrderRow {
+    pub fn is_refunded(&self) -> bool {
+        self.refunded != 0
+    }
+
     pub fn into_order(self, items: Vec<OrderItem>, payments: Vec<Payment>) -> Order {
         // The CHECK constraint on `status` keeps unknown names out of the table.
         let status = status_from_name(&self.status).unwrap_or_default();
@@ -77,7 +85,7 @@ impl OrderRow {
                 country: self.ship_country,
             }),
             payments,
-            refunded: self.refunded,
+            refunded: self.refunded != 0,
             cancel_reason: self.cancel_reason,
             created_at: Some(micros_to_timestamp(self.created_at)),
             updated_at: Some(micros_to_timestamp(self.updated_at)),

@@ -14,7 +14,10 @@ const CALLERS: usize = 20;
 enum Call {
     Pay,
     Ship,
+    /// CancelOrder.
     Cancel,
+    /// UpdateOrderStatus to CANCELLED.
+    UpdateToCancelled,
 }
 
 /// Sends `calls` at once, each on its own client, and returns the results.
@@ -40,6 +43,13 @@ async fn race(app: &TestApp, order: &Order, calls: &[Call]) -> Vec<Result<Order,
                     .cancel_order(lintas_proto::order::v1::CancelOrderRequest {
                         id: order.id.clone(),
                         reason: "race".into(),
+                    })
+                    .await
+                    .map(|response| response.into_inner().order.unwrap()),
+                Call::UpdateToCancelled => client
+                    .update_order_status(lintas_proto::order::v1::UpdateOrderStatusRequest {
+                        id: order.id.clone(),
+                        status: OrderStatus::Cancelled as i32,
                     })
                     .await
                     .map(|response| response.into_inner().order.unwrap()),
@@ -177,5 +187,95 @@ async fn concurrent_pay_and_cancel_apply_once() {
             assert!(stored.payments.is_empty());
         }
         other => panic!("unexpected status {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_cancels_from_pending_apply_once() {
+    let mut app = spawn_app().await;
+    let user_id = app.create_user().await;
+    let order = app.create_order(&user_id).await;
+    let calls: Vec<Call> = (0..CALLERS)
+        .map(|index| {
+            if index % 2 == 0 {
+                Call::Cancel
+            } else {
+                Call::UpdateToCancelled
+            }
+        })
+        .collect();
+
+    let results = race(&app, &order, &calls).await;
+
+    let winner = single_winner(results);
+    assert_eq!(winner.status(), OrderStatus::Cancelled);
+    assert!(!winner.refunded);
+    let stored = app.get_order(&order.id).await;
+    assert_eq!(stored, winner);
+    assert_eq!(stored.version, 2);
+}
+
+/// Races every kind of transition from PENDING. Paying, shipping and
+/// cancelling can follow one another, so several calls may succeed, but each
+/// success must start from the status the previous one left, and exactly
+/// one may start from PENDING.
+#[tokio::test]
+async fn concurrent_mixed_transitions_form_one_path() {
+    let mut app = spawn_app().await;
+    let user_id = app.create_user().await;
+    let order = app.create_order(&user_id).await;
+    let kinds = [Call::Pay, Call::Cancel, Call::UpdateToCancelled, Call::Ship];
+    let calls: Vec<Call> = (0..CALLERS)
+        .map(|index| kinds[index % kinds.len()])
+        .collect();
+
+    let results = race(&app, &order, &calls).await;
+
+    let mut winners = Vec::new();
+    for result in results {
+        match result {
+            Ok(order) => winners.push(order),
+            Err(status) => assert_eq!(
+                status.code(),
+                Code::FailedPrecondition,
+                "loser failed with {status:?}"
+            ),
+        }
+    }
+    winners.sort_by_key(|order| order.version);
+    let versions: Vec<i64> = winners.iter().map(|order| order.version).collect();
+    let expected_versions: Vec<i64> = (2..2 + winners.len() as i64).collect();
+    assert_eq!(versions, expected_versions, "winners: {winners:?}");
+
+    let mut previous = OrderStatus::Pending;
+    for winner in &winners {
+        let allowed = matches!(
+            (previous, winner.status()),
+            (
+                OrderStatus::Pending,
+                OrderStatus::Paid | OrderStatus::Cancelled
+            ) | (
+                OrderStatus::Paid,
+                OrderStatus::Shipped | OrderStatus::Cancelled
+            )
+        );
+        assert!(
+            allowed,
+            "{previous:?} -> {:?} in {winners:?}",
+            winner.status()
+        );
+        previous = winner.status();
+    }
+
+    let stored = app.get_order(&order.id).await;
+    assert_eq!(Some(&stored), winners.last());
+    let paid = winners
+        .iter()
+        .any(|winner| winner.status() == OrderStatus::Paid);
+    assert_eq!(stored.payments.len(), usize::from(paid));
+    let refunded = paid && stored.status() == OrderStatus::Cancelled;
+    assert_eq!(stored.refunded, refunded);
+    if refunded {
+        assert_eq!(stored.payments[0].status(), PaymentStatus::Refunded);
     }
 }

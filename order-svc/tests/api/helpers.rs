@@ -1,9 +1,11 @@
 //! Starts a real user service and a real order service on loopback ports,
-//! each with a fresh SQLite file, and offers typed request helpers.
+//! each with a fresh database on the backend that `LINTAS_TEST_BACKEND`
+//! selects, and offers typed request helpers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lintas_common::testing::fresh_database_url;
 use lintas_proto::order::v1::order_service_client::OrderServiceClient;
 use lintas_proto::order::v1::{
     Address, CancelOrderRequest, CreateOrderRequest, GetOrderRequest, ListOrdersRequest, Order,
@@ -11,7 +13,7 @@ use lintas_proto::order::v1::{
     UpdateOrderStatusRequest,
 };
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
-use lintas_proto::user::v1::{CreateUserRequest, UserStatus};
+use lintas_proto::user::v1::{CreateUserRequest, UpdateUserRequest, UserStatus};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -39,10 +41,17 @@ pub struct TestApp {
 
 /// Starts a user service and an order service that uses it.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a user service and an order service that uses it, with the
+/// order service's settings changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut order_svc::Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (user_address, user_stop) = start_user_service(&dir).await;
-    let (order_address, order_stop) =
-        start_order_service(&dir, format!("http://{user_address}")).await;
+    let mut settings = order_settings(&dir, format!("http://{user_address}")).await;
+    configure(&mut settings);
+    let (order_address, order_stop) = start_order_service(settings).await;
     let users = UserServiceClient::connect(format!("http://{user_address}"))
         .await
         .expect("connect to user service");
@@ -59,7 +68,8 @@ pub async fn spawn_app() -> TestApp {
 /// which the test controls (a closed port or a silent listener).
 pub async fn spawn_app_with_user_service(user_service_url: String) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (order_address, order_stop) = start_order_service(&dir, user_service_url).await;
+    let settings = order_settings(&dir, user_service_url).await;
+    let (order_address, order_stop) = start_order_service(settings).await;
     TestApp {
         orders: connect_orders(order_address).await,
         order_address,
@@ -81,10 +91,7 @@ pub async fn closed_port_url() -> String {
 async fn start_user_service(dir: &TempDir) -> (SocketAddr, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let settings = user_svc::Settings {
-        database_url: format!("sqlite://{}", dir.path().join("users.db").display()),
-        page_token_secret: None,
-    };
+    let settings = user_svc::Settings::new(fresh_database_url(dir.path(), "users").await);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let shutdown = async {
@@ -97,18 +104,18 @@ async fn start_user_service(dir: &TempDir) -> (SocketAddr, oneshot::Sender<()>) 
     (address, stop)
 }
 
-async fn start_order_service(
-    dir: &TempDir,
-    user_service_url: String,
-) -> (SocketAddr, oneshot::Sender<()>) {
+async fn order_settings(dir: &TempDir, user_service_url: String) -> order_svc::Settings {
+    let database_url = fresh_database_url(dir.path(), "orders").await;
+    order_svc::Settings {
+        page_token_secret: Some("order-test-secret".to_owned()),
+        user_service_timeout: USER_SERVICE_TIMEOUT,
+        ..order_svc::Settings::new(database_url, user_service_url)
+    }
+}
+
+async fn start_order_service(settings: order_svc::Settings) -> (SocketAddr, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let settings = order_svc::Settings {
-        database_url: format!("sqlite://{}", dir.path().join("orders.db").display()),
-        page_token_secret: Some("order-test-secret".to_owned()),
-        user_service_url,
-        user_service_timeout: USER_SERVICE_TIMEOUT,
-    };
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let shutdown = async {
@@ -152,6 +159,18 @@ impl TestApp {
             .await
             .expect("create user");
         response.into_inner().user.unwrap().id
+    }
+
+    /// Sets the status of user `id` in the user service.
+    pub async fn set_user_status(&mut self, id: &str, status: UserStatus) {
+        self.users()
+            .update_user(UpdateUserRequest {
+                id: id.to_owned(),
+                status: Some(status as i32),
+                ..Default::default()
+            })
+            .await
+            .expect("update user");
     }
 
     /// Creates the order of [`order_request`] for `user_id`.
