@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use lintas_common::logging::{self, LogFormat};
+use lintas_telemetry::{LogFormat, TelemetryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -48,7 +48,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    let telemetry = lintas_telemetry::init(&TelemetryConfig::from_env("lintas", args.log_format)?)?;
 
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("failed to create data folder {}", args.data_dir.display()))?;
@@ -69,12 +69,8 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let user_settings = user_svc::Settings::new(sqlite_url(&args.data_dir, "users.db"));
-    let order_settings = order_svc::Settings {
-        database_url: sqlite_url(&args.data_dir, "orders.db"),
-        page_token_secret: None,
-        user_service_url: user_url.clone(),
-        user_service_timeout: order_svc::DEFAULT_USER_SERVICE_TIMEOUT,
-    };
+    let order_settings =
+        order_svc::Settings::new(sqlite_url(&args.data_dir, "orders.db"), user_url.clone());
     let gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
 
     let mut servers = tokio::task::JoinSet::new();
@@ -110,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
             failure.get_or_insert(error);
         }
     }
+    telemetry.shutdown().await;
     failure.map_or(Ok(()), Err)
 }
 

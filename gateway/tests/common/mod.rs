@@ -51,14 +51,13 @@ pub async fn start_with(adjust: impl FnOnce(&mut gateway::Settings)) -> Platform
     let order_url = format!("http://{}", order_listener.local_addr().unwrap());
     let base = format!("http://{}", gateway_listener.local_addr().unwrap());
 
-    let user_settings =
-        user_svc::Settings::new(lintas_common::testing::fresh_database_url(data.path(), "users").await);
-    let order_settings = order_svc::Settings {
-        database_url: format!("sqlite://{}", data.path().join("orders.db").display()),
-        page_token_secret: None,
-        user_service_url: user_url.clone(),
-        user_service_timeout: order_svc::DEFAULT_USER_SERVICE_TIMEOUT,
-    };
+    let user_settings = user_svc::Settings::new(
+        lintas_common::testing::fresh_database_url(data.path(), "users").await,
+    );
+    let order_settings = order_svc::Settings::new(
+        lintas_common::testing::fresh_database_url(data.path(), "orders").await,
+        user_url.clone(),
+    );
     let mut gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
     adjust(&mut gateway_settings);
 
