@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod logging;
 pub mod metadata;
 pub mod page_token;
+pub mod process;
 pub mod shutdown;
 pub mod testing;
 pub mod time;

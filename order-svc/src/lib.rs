@@ -8,6 +8,7 @@
 //! client in `users`, the built-in test payment provider in `provider`, and
 //! the RPC handlers that join them in `service`.
 
+mod business_metrics;
 mod lifecycle;
 mod provider;
 mod service;
@@ -28,6 +29,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use service::OrderApi;
 pub use store::OrderStore;
+
+/// Fully qualified name of the gRPC service.
+pub const SERVICE_NAME: &str = "order.v1.OrderService";
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -62,6 +66,9 @@ pub struct Settings {
     pub user_service_url: String,
     /// Bound on one call to the user service, including the TCP connect.
     pub user_service_timeout: Duration,
+    /// Registry that receives the service's metrics; the binary serves it
+    /// on its metrics port.
+    pub registry: prometheus::Registry,
 }
 
 impl Settings {
@@ -77,6 +84,7 @@ impl Settings {
             page_token_secret: None,
             user_service_url: user_service_url.into(),
             user_service_timeout: DEFAULT_USER_SERVICE_TIMEOUT,
+            registry: prometheus::Registry::new(),
         }
     }
 }
@@ -133,10 +141,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let database = open_database(&settings, MigrationMode::Apply).await?;
+    database.export_pool_metrics(&settings.registry, settings.pool.max_connections)?;
     let store = OrderStore::new(database, settings.idempotency_ttl);
+    let client_metrics =
+        lintas_telemetry::grpc::RpcMetrics::register(&settings.registry, "client")?;
     let users = users::UserDirectory::connect_lazy(
         &settings.user_service_url,
         settings.user_service_timeout,
+        client_metrics,
     )
     .with_context(|| format!("invalid user service URL {}", settings.user_service_url))?;
 
@@ -144,11 +156,22 @@ pub async fn serve(
         Some(secret) => PageTokenCodec::new(secret.as_bytes(), DEFAULT_MAX_AGE),
         None => PageTokenCodec::with_random_secret(),
     };
-    let api = OrderApi::new(store, users, page_tokens);
+    let business = business_metrics::BusinessMetrics::register(&settings.registry)?;
+    let api = OrderApi::new(store, users, page_tokens, business);
 
-    let mut server = tonic::transport::Server::builder().timeout(Duration::from_secs(30));
+    let rpc_metrics = lintas_telemetry::grpc::RpcMetrics::register(&settings.registry, "server")?;
+    let known_services: Vec<&str> = [SERVICE_NAME]
+        .into_iter()
+        .chain(lintas_common::grpc::STANDARD_SERVICES.iter().copied())
+        .collect();
+    let mut server = tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .layer(lintas_telemetry::grpc::ServerLayer::new(
+            rpc_metrics,
+            &known_services,
+        ));
     let (health_reporter, router) =
-        lintas_common::grpc::router_with_standard_services(&mut server, "order.v1.OrderService");
+        lintas_common::grpc::router_with_standard_services(&mut server, SERVICE_NAME);
     health_reporter
         .set_serving::<OrderServiceServer<OrderApi>>()
         .await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use lintas_common::database::{MigrationMode, PoolSettings};
-use lintas_common::logging::{self, LogFormat};
+use lintas_telemetry::{LogFormat, TelemetryConfig};
 
 const DEFAULT_USER_SERVICE_TIMEOUT_MS: u64 =
     order_svc::DEFAULT_USER_SERVICE_TIMEOUT.as_millis() as u64;
@@ -84,6 +84,10 @@ struct Args {
     #[arg(long, env = "PAGE_TOKEN_SECRET", hide_env_values = true)]
     page_token_secret: Option<String>,
 
+    /// Address and port of the Prometheus metrics endpoint (GET /metrics).
+    #[arg(long, env = "METRICS_LISTEN", default_value = "0.0.0.0:9464")]
+    metrics_listen: SocketAddr,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -92,7 +96,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    let telemetry =
+        lintas_telemetry::init(&TelemetryConfig::from_env("order-svc", args.log_format)?)?;
 
     let settings = order_svc::Settings {
         database_url: args.database_url,
@@ -105,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         page_token_secret: args.page_token_secret,
         user_service_url: args.user_service_url,
         user_service_timeout: Duration::from_millis(args.user_service_timeout_ms),
+        registry: prometheus::Registry::new(),
     };
     if args.migrate_only || args.migrate_only_check {
         let mode = if args.migrate_only {
@@ -112,14 +118,30 @@ async fn main() -> anyhow::Result<()> {
         } else {
             MigrationMode::Check
         };
-        let database = order_svc::open_database(&settings, mode).await?;
-        database.pool.close().await;
-        tracing::info!(?mode, "order database schema is current");
-        return Ok(());
+        let result = match order_svc::open_database(&settings, mode).await {
+            Ok(database) => {
+                database.pool.close().await;
+                tracing::info!(?mode, "order database schema is current");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        };
+        telemetry.shutdown().await;
+        return result;
     }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;
-    order_svc::serve(listener, settings, lintas_common::shutdown::signal()).await
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("failed to bind {}", args.metrics_listen))?;
+    let result = lintas_common::process::serve_with_metrics(
+        metrics_listener,
+        settings.registry.clone(),
+        |shutdown| order_svc::serve(listener, settings, shutdown),
+    )
+    .await;
+    telemetry.shutdown().await;
+    result
 }

@@ -20,6 +20,7 @@ use lintas_proto::order::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::business_metrics::BusinessMetrics;
 use crate::lifecycle::status_name;
 use crate::store::{Cursor, OrderStore, StoreError, Written};
 use crate::users::{UserCheckError, UserDirectory};
@@ -33,14 +34,21 @@ pub struct OrderApi {
     store: OrderStore,
     users: UserDirectory,
     page_tokens: PageTokenCodec,
+    business: BusinessMetrics,
 }
 
 impl OrderApi {
-    pub fn new(store: OrderStore, users: UserDirectory, page_tokens: PageTokenCodec) -> Self {
+    pub fn new(
+        store: OrderStore,
+        users: UserDirectory,
+        page_tokens: PageTokenCodec,
+        business: BusinessMetrics,
+    ) -> Self {
         Self {
             store,
             users,
             page_tokens,
+            business,
         }
     }
 
@@ -82,6 +90,7 @@ impl OrderApi {
             .change_status(id, change)
             .await
             .map_err(|error| status_from_store(error, request_id))?;
+        self.business.status_changed(&order);
         tracing::info!(
             order_id = %order.id,
             status = status_name(order.status()),
@@ -182,6 +191,9 @@ impl OrderService for OrderApi {
             .create(&new_order, key.as_ref())
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
+        if !written.is_replay() {
+            self.business.order_created();
+        }
         Ok(respond_create(written, &request_id))
     }
 
@@ -279,6 +291,12 @@ impl OrderService for OrderApi {
         let replayed = written.is_replay();
         let mut response = written.into_inner();
         if let (Some(order), Some(payment)) = (&response.order, &response.payment) {
+            if !replayed {
+                self.business.payment_recorded(payment);
+                if payment.status() == lintas_proto::order::v1::PaymentStatus::Succeeded {
+                    self.business.status_changed(order);
+                }
+            }
             tracing::info!(
                 order_id = %order.id,
                 payment_id = %payment.id,

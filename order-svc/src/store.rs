@@ -134,6 +134,11 @@ impl<T> Written<T> {
 
 impl OrderStore {
     /// Wraps a database whose migrations are applied.
+    /// The OpenTelemetry `db.system.name` of the backend, for spans.
+    fn database_system(&self) -> &'static str {
+        self.database.system_name()
+    }
+
     pub fn new(database: Database, idempotency_ttl: Duration) -> Self {
         Self {
             database,
@@ -141,6 +146,7 @@ impl OrderStore {
         }
     }
 
+    #[tracing::instrument(name = "db.orders.get", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "SELECT"))]
     pub async fn get(&self, id: Uuid) -> Result<Order, StoreError> {
         let mut transaction = self.begin_read().await?;
         let order = load_order(&mut transaction, id).await?;
@@ -148,6 +154,7 @@ impl OrderStore {
         Ok(order)
     }
 
+    #[tracing::instrument(name = "db.orders.list", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "SELECT"))]
     pub async fn list(
         &self,
         query: &OrderQuery,
@@ -212,6 +219,7 @@ impl OrderStore {
 
     /// Returns up to `limit` newest orders of each user, keyed by user id.
     /// Users without orders are missing from the map.
+    #[tracing::instrument(name = "db.orders.newest_per_user", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "SELECT"))]
     pub async fn newest_per_user(
         &self,
         user_ids: &[Uuid],
@@ -258,6 +266,7 @@ impl OrderStore {
         Ok(pages)
     }
 
+    #[tracing::instrument(name = "db.orders.metrics", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "SELECT"))]
     pub async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
         let mut transaction = self.begin_read().await?;
         let status_counts: Vec<(String, i64)> =
@@ -322,6 +331,7 @@ impl OrderStore {
     }
 
     /// Checks that the database responds.
+    #[tracing::instrument(name = "db.orders.ping", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "SELECT"))]
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.database.ping().await?;
         Ok(())

@@ -10,6 +10,7 @@ use std::time::Duration;
 use lintas_common::metadata::REQUEST_ID_KEY;
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
 use lintas_proto::user::v1::{GetUserRequest, UserStatus};
+use lintas_telemetry::grpc::{RpcMetrics, TracedChannel};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -38,18 +39,18 @@ pub enum UserCheckError {
 /// Looks users up in the user service.
 #[derive(Clone)]
 pub struct UserDirectory {
-    channel: Channel,
+    channel: TracedChannel<Channel>,
     timeout: Duration,
 }
 
 impl UserDirectory {
     /// Creates a client for `url` without connecting; the first call connects.
-    pub fn connect_lazy(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn connect_lazy(url: &str, timeout: Duration, metrics: RpcMetrics) -> anyhow::Result<Self> {
         let endpoint = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(timeout)
             .timeout(timeout);
         Ok(Self {
-            channel: endpoint.connect_lazy(),
+            channel: TracedChannel::new(endpoint.connect_lazy(), Some(metrics)),
             timeout,
         })
     }

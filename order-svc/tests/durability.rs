@@ -51,6 +51,7 @@ impl OrderProcess {
     async fn start(database_url: &str, user_service_url: &str) -> (Self, SocketAddr) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_order-svc"))
             .env("ORDER_SVC_LISTEN", "127.0.0.1:0")
+            .env("METRICS_LISTEN", "127.0.0.1:0")
             .env("DATABASE_URL", database_url)
             .env("USER_SERVICE_URL", user_service_url)
             .env("LOG_FORMAT", "json")

@@ -100,23 +100,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to bind {}", args.metrics_listen))?;
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let metrics = tokio::spawn(lintas_telemetry::metrics::serve(
+    let result = lintas_common::process::serve_with_metrics(
         metrics_listener,
         settings.registry.clone(),
-        wait_for_stop(stopped.clone()),
-    ));
-    let result = user_svc::serve(listener, settings, async move {
-        lintas_common::shutdown::signal().await;
-        let _ = stop.send(true);
-    })
+        |shutdown| user_svc::serve(listener, settings, shutdown),
+    )
     .await;
-    drop(stopped);
-    let _ = metrics.await;
     telemetry.shutdown().await;
     result
-}
-
-async fn wait_for_stop(mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
 }

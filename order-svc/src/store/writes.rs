@@ -49,6 +49,7 @@ struct LockedOrder {
 impl OrderStore {
     /// Inserts a PENDING order and its items. With a key, a retry of the
     /// same request returns the first response and inserts nothing.
+    #[tracing::instrument(name = "db.orders.create", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "INSERT"))]
     pub async fn create(
         &self,
         order: &NewOrder,
@@ -61,6 +62,7 @@ impl OrderStore {
     /// records the payment, and marks the order PAID when the charge
     /// succeeded. With a key, a retry of the same request returns the first
     /// response, declined or not, and charges nothing.
+    #[tracing::instrument(name = "db.orders.record_payment", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "INSERT"))]
     pub async fn record_payment(
         &self,
         payment: &PaymentInput,
@@ -75,6 +77,7 @@ impl OrderStore {
 
     /// Applies `change` if the order's current status allows it. Cancelling
     /// a PAID order marks it refunded and its succeeded payments REFUNDED.
+    #[tracing::instrument(name = "db.orders.change_status", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "UPDATE"))]
     pub async fn change_status(
         &self,
         id: Uuid,
