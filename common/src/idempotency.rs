@@ -69,30 +69,38 @@ impl IdempotencyKey {
         }))
     }
 
-    /// Claims the key inside the caller's transaction. Keys older than
-    /// `expires_before` (microseconds) count as unused and are replaced.
+    /// Claims the key inside the caller's transaction. A key older than
+    /// `expires_before` (microseconds) counts as unused and is replaced;
+    /// [`spawn_purge`] deletes the other expired keys.
     pub async fn claim(
         &self,
         connection: &mut AnyConnection,
         expires_before: i64,
     ) -> Result<Claim, IdempotencyError> {
-        let mut delete = SqlBuilder::new("DELETE FROM idempotency_keys WHERE created_at < ");
-        delete.bind(Param::Integer(expires_before));
-        delete.query().execute(&mut *connection).await?;
-
-        let mut select =
-            SqlBuilder::new("SELECT request_hash, response FROM idempotency_keys WHERE scope = ");
+        let mut select = SqlBuilder::new(
+            "SELECT request_hash, response, created_at FROM idempotency_keys WHERE scope = ",
+        );
         select
             .bind(Param::Text(self.scope.to_owned()))
             .push(" AND key = ")
             .bind(Param::Text(self.key.clone()));
-        let stored: Option<(String, Vec<u8>)> =
+        let stored: Option<(String, Vec<u8>, i64)> =
             select.query_as().fetch_optional(&mut *connection).await?;
-        if let Some((request_hash, response)) = stored {
-            if request_hash != self.request_hash {
+        match stored {
+            Some((_, _, created_at)) if created_at < expires_before => {
+                // An expired key counts as unused: drop it and claim it anew.
+                let mut delete = SqlBuilder::new("DELETE FROM idempotency_keys WHERE scope = ");
+                delete
+                    .bind(Param::Text(self.scope.to_owned()))
+                    .push(" AND key = ")
+                    .bind(Param::Text(self.key.clone()));
+                delete.query().execute(&mut *connection).await?;
+            }
+            Some((request_hash, _, _)) if request_hash != self.request_hash => {
                 return Err(IdempotencyError::Mismatch);
             }
-            return Ok(Claim::Replay(response));
+            Some((_, response, _)) => return Ok(Claim::Replay(response)),
+            None => {}
         }
 
         let mut insert = SqlBuilder::new(
@@ -129,6 +137,32 @@ impl IdempotencyKey {
             .bind(Param::Text(self.key.clone()));
         update.query().execute(&mut *connection).await.map(drop)
     }
+}
+
+/// Deletes expired keys every `interval` until the pool closes, so the
+/// table stays small without every write scanning it.
+pub fn spawn_purge(pool: sqlx::AnyPool, ttl: std::time::Duration, interval: std::time::Duration) {
+    let ttl_micros = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        while !pool.is_closed() {
+            ticker.tick().await;
+            let mut delete = SqlBuilder::new("DELETE FROM idempotency_keys WHERE created_at < ");
+            delete.bind(Param::Integer(
+                crate::time::now_micros().saturating_sub(ttl_micros),
+            ));
+            match delete.query().execute(&pool).await {
+                Ok(result) if result.rows_affected() > 0 => {
+                    tracing::info!(
+                        deleted = result.rows_affected(),
+                        "expired idempotency keys deleted"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "failed to delete expired idempotency keys"),
+            }
+        }
+    });
 }
 
 /// Tells whether an error is a unique-key violation, which a concurrent

@@ -27,6 +27,9 @@ pub use store::SqlUserStore;
 /// Fully qualified name of the gRPC service.
 pub const SERVICE_NAME: &str = "user.v1.UserService";
 
+/// How often expired idempotency keys are deleted.
+const KEY_PURGE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -111,6 +114,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let database = open_database(&settings, MigrationMode::Apply).await?;
     database.export_pool_metrics(&settings.registry, settings.pool.max_connections)?;
+    lintas_common::idempotency::spawn_purge(
+        database.pool.clone(),
+        settings.idempotency_ttl,
+        KEY_PURGE_INTERVAL,
+    );
     let store = SqlUserStore::new(database, settings.idempotency_ttl);
     let business = service::BusinessMetrics::register(&settings.registry)?;
 

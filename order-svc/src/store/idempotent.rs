@@ -88,7 +88,7 @@ impl OrderStore {
                 .await?;
             if let Claim::Replay(response) = claim {
                 let response = W::Response::decode(response.as_slice())?;
-                // Keeps the deletion of expired keys that the claim made.
+                // Nothing was written; committing ends the read cleanly.
                 transaction.commit().await?;
                 return Ok(Written::Replayed(response));
             }
