@@ -8,6 +8,7 @@ use lintas_proto::order::v1 as order_pb;
 use lintas_proto::user::v1 as user_pb;
 
 use crate::backend::Backends;
+use crate::cache::UserCache;
 use crate::error::ApiError;
 use crate::inputs::{
     AddressInput, CreateOrderInput, CreateUserInput, OrderListParams, OrderOrderField,
@@ -27,21 +28,34 @@ pub struct Page<T> {
 #[derive(Clone)]
 pub struct Api {
     backends: Backends,
+    /// Serves `get_user` and `batch_get_users`; kept coherent by
+    /// `update_user` and `delete_user`.
+    cache: UserCache,
 }
 
 impl Api {
-    pub fn new(backends: Backends) -> Self {
-        Self { backends }
+    pub fn new(backends: Backends, cache: UserCache) -> Self {
+        Self { backends, cache }
     }
 
     pub async fn get_user(&self, request_id: &str, id: &str) -> Result<User, ApiError> {
-        let request = self.backends.request(
-            "user.v1.UserService/GetUser",
-            request_id,
-            user_pb::GetUserRequest { id: id.to_owned() },
-        );
-        let response = self.backends.users.clone().get_user(request).await?;
-        Ok(response.into_inner().user.unwrap_or_default().into())
+        let fetch = || async {
+            let request = self.backends.request(
+                "user.v1.UserService/GetUser",
+                request_id,
+                user_pb::GetUserRequest { id: id.to_owned() },
+            );
+            match self.backends.users.clone().get_user(request).await {
+                Ok(response) => Ok(Some(response.into_inner().user.unwrap_or_default())),
+                Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+                Err(status) => Err(ApiError::from(status)),
+            }
+        };
+        match self.cache.get_user(id, fetch).await? {
+            Some(user) => Ok(user.into()),
+            // The user service's own message for a missing user.
+            None => Err(ApiError::not_found("user not found")),
+        }
     }
 
     /// Fetches many users in one call; ids that match no user are left out.
@@ -50,18 +64,17 @@ impl Api {
         request_id: &str,
         ids: Vec<String>,
     ) -> Result<Vec<User>, ApiError> {
-        let request = self.backends.request(
-            "user.v1.UserService/BatchGetUsers",
-            request_id,
-            user_pb::BatchGetUsersRequest { ids },
-        );
-        let response = self.backends.users.clone().batch_get_users(request).await?;
-        Ok(response
-            .into_inner()
-            .users
-            .into_iter()
-            .map(User::from)
-            .collect())
+        let fetch = |ids| async {
+            let request = self.backends.request(
+                "user.v1.UserService/BatchGetUsers",
+                request_id,
+                user_pb::BatchGetUsersRequest { ids },
+            );
+            let response = self.backends.users.clone().batch_get_users(request).await?;
+            Ok(response.into_inner().users)
+        };
+        let users = self.cache.get_users(ids, fetch).await?;
+        Ok(users.into_iter().map(User::from).collect())
     }
 
     pub async fn list_users(
@@ -141,8 +154,17 @@ impl Api {
                 expected_version,
             },
         );
-        let response = self.backends.users.clone().update_user(request).await?;
-        Ok(response.into_inner().user.unwrap_or_default().into())
+        let user = match self.backends.users.clone().update_user(request).await {
+            Ok(response) => response.into_inner().user.unwrap_or_default(),
+            Err(status) => {
+                let error = ApiError::from(status);
+                self.cache.user_write_failed(id, &error).await;
+                return Err(error);
+            }
+        };
+        // Before responding, so that a read after this write sees it.
+        self.cache.user_updated(&user).await;
+        Ok(user.into())
     }
 
     /// Deletes a user who has no open order (PENDING, PAID or SHIPPED).
@@ -165,7 +187,12 @@ impl Api {
                 expected_version,
             },
         );
-        self.backends.users.clone().delete_user(request).await?;
+        if let Err(status) = self.backends.users.clone().delete_user(request).await {
+            let error = ApiError::from(status);
+            self.cache.user_write_failed(id, &error).await;
+            return Err(error);
+        }
+        self.cache.user_deleted(id).await;
         Ok(())
     }
 

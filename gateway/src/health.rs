@@ -2,7 +2,8 @@
 //!
 //! Readiness asks each backend's standard `grpc.health.v1` service, with a
 //! short timeout, so a load balancer stops sending traffic while either
-//! service cannot answer.
+//! service cannot answer. It also reports the user cache, which never makes
+//! the gateway unready: without it, lookups go to the user service.
 
 use std::time::Duration;
 
@@ -16,15 +17,23 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::backend::Backends;
+use crate::cache::UserCache;
 
 /// Upper bound on each backend health check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Dependencies that `/readyz` checks.
+#[derive(Clone)]
+pub struct ReadinessState {
+    pub backends: Backends,
+    pub cache: UserCache,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Readiness {
-    /// "ready" when every check passed, otherwise "not_ready".
+    /// "ready" when both backends serve, otherwise "not_ready".
     pub status: &'static str,
-    /// Result per backend: "serving" or why it is not.
+    /// Result per backend, "serving" or why it is not, and of the cache.
     pub checks: Checks,
 }
 
@@ -32,6 +41,8 @@ pub struct Readiness {
 pub struct Checks {
     pub user_service: String,
     pub order_service: String,
+    /// "serving", "disabled", or "degraded: " and the reason.
+    pub cache: String,
 }
 
 /// Answers 200 while the process runs.
@@ -39,11 +50,14 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Answers 200 when both backends report SERVING, 503 otherwise.
-pub async fn readyz(State(backends): State<Backends>) -> (StatusCode, Json<Readiness>) {
-    let (user_service, order_service) = tokio::join!(
+/// Answers 200 when both backends report SERVING, 503 otherwise, whatever
+/// the state of the cache.
+pub async fn readyz(State(state): State<ReadinessState>) -> (StatusCode, Json<Readiness>) {
+    let backends = &state.backends;
+    let (user_service, order_service, cache) = tokio::join!(
         check(backends.user_channel.clone(), "user.v1.UserService"),
         check(backends.order_channel.clone(), "order.v1.OrderService"),
+        state.cache.readiness(),
     );
     let ready = user_service.is_ok() && order_service.is_ok();
     let describe =
@@ -53,6 +67,7 @@ pub async fn readyz(State(backends): State<Backends>) -> (StatusCode, Json<Readi
         checks: Checks {
             user_service: describe(user_service),
             order_service: describe(order_service),
+            cache,
         },
     };
     let status = if ready {

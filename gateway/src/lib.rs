@@ -4,10 +4,12 @@
 //! documentation, health endpoints and Prometheus metrics over HTTP, and
 //! turns each request into calls to the user and order gRPC services
 //! (`backend`). Both facades share one set of backend operations (`api`) and
-//! one error mapping (`error`). The gateway stores nothing itself.
+//! one error mapping (`error`). The gateway stores no data of its own; it
+//! caches user lookups (`cache`) in Redis or in its memory.
 
 mod api;
 mod backend;
+mod cache;
 mod error;
 mod graphql;
 mod health;
@@ -29,11 +31,16 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use backend::BackendSettings;
+pub use cache::CacheSettings;
+#[doc(hidden)]
+pub use cache::FillPause;
 pub use graphql::QueryLimits;
 pub use rest::{DOCS_PATH, OPENAPI_PATH};
 
 use crate::api::Api;
 use crate::backend::Backends;
+use crate::cache::UserCache;
+use crate::health::ReadinessState;
 use crate::metrics::Metrics;
 
 /// Settings that [`serve`] needs; the binary fills them from flags and the
@@ -45,6 +52,7 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     pub graphql_limits: QueryLimits,
+    pub cache: CacheSettings,
 }
 
 impl Settings {
@@ -60,6 +68,7 @@ impl Settings {
             order_service: backend(order_service_url),
             max_body_bytes: 64 * 1024,
             graphql_limits: QueryLimits::default(),
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -72,7 +81,8 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
         &settings.order_service,
         metrics.clone(),
     )?;
-    let api = Api::new(backends.clone());
+    let cache = UserCache::new(&settings.cache, metrics.clone())?;
+    let api = Api::new(backends.clone(), cache.clone());
     let graphql_state = graphql::GraphqlState {
         schema: graphql::schema(api.clone(), settings.graphql_limits),
         api: api.clone(),
@@ -87,7 +97,10 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
                 .with_state(graphql_state),
         )
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz).with_state(backends))
+        .route(
+            "/readyz",
+            get(health::readyz).with_state(ReadinessState { backends, cache }),
+        )
         .route(
             "/metrics",
             get(metrics::serve_metrics).with_state(metrics.clone()),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 use lintas_common::logging::{self, LogFormat};
 
 /// HTTP gateway: REST and GraphQL over the user and order gRPC services.
@@ -39,6 +40,43 @@ struct Args {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 65536)]
     max_body_bytes: usize,
 
+    /// Redis URL for the user cache shared by all gateway replicas, for
+    /// example redis://127.0.0.1:6379. Without it each gateway caches in its
+    /// own memory.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+
+    /// Cache user lookups: on or off.
+    #[arg(long, env = "CACHE_ENABLED", default_value = "on", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
+    cache_enabled: bool,
+
+    /// Lifetime of a cached user, in seconds. A write that bypasses the
+    /// gateway stays unseen for at most this long.
+    #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    cache_ttl_secs: u64,
+
+    /// Lifetime of a cached "user not found", in seconds; 0 turns it off.
+    #[arg(long, env = "CACHE_NEGATIVE_TTL_SECS", default_value_t = 5)]
+    cache_negative_ttl_secs: u64,
+
+    /// Upper bound on each Redis operation, in milliseconds; a slower one
+    /// sends the request to the user service.
+    #[arg(long, env = "CACHE_REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    cache_redis_timeout_ms: u64,
+
+    /// Prefix of every cache key in Redis.
+    #[arg(long, env = "CACHE_KEY_PREFIX", default_value = "lintas")]
+    cache_key_prefix: String,
+
+    /// Consecutive Redis failures after which the cache is bypassed.
+    #[arg(long, env = "CACHE_FAILURE_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    cache_failure_threshold: u32,
+
+    /// How long the cache is bypassed after failures before Redis is tried
+    /// again, in milliseconds.
+    #[arg(long, env = "CACHE_COOLDOWN_MS", default_value_t = 5000)]
+    cache_cooldown_ms: u64,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -54,6 +92,17 @@ async fn main() -> anyhow::Result<()> {
     settings.user_service.timeout = Duration::from_millis(args.backend_timeout_ms);
     settings.order_service.timeout = Duration::from_millis(args.backend_timeout_ms);
     settings.max_body_bytes = args.max_body_bytes;
+    settings.cache = gateway::CacheSettings {
+        enabled: args.cache_enabled,
+        redis_url: args.redis_url,
+        ttl: Duration::from_secs(args.cache_ttl_secs),
+        negative_ttl: Duration::from_secs(args.cache_negative_ttl_secs),
+        redis_timeout: Duration::from_millis(args.cache_redis_timeout_ms),
+        key_prefix: args.cache_key_prefix,
+        failure_threshold: args.cache_failure_threshold,
+        cooldown: Duration::from_millis(args.cache_cooldown_ms),
+        fill_pause: None,
+    };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

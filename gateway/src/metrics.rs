@@ -2,16 +2,17 @@
 //!
 //! Labels are low-cardinality by construction: HTTP requests are labelled by
 //! route template (never the raw path) and status class, backend calls by
-//! RPC method name.
+//! RPC method name, cache lookups by result.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Route label of requests that matched no route.
@@ -24,6 +25,36 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     backend_calls: IntCounterVec,
+    cache_requests: IntCounterVec,
+    cache_invalidations: IntCounter,
+    cache_lookup_duration: Histogram,
+    cache_degraded: IntGauge,
+}
+
+/// Result of looking up one key in the user cache.
+#[derive(Debug, Clone, Copy)]
+pub enum CacheResult {
+    /// The key contained an entry: a user, or a cached NOT_FOUND.
+    Hit,
+    /// The key was empty, so the user service was called.
+    Miss,
+    /// The store failed or timed out, so the user service was called.
+    Error,
+    /// The store was skipped while the circuit breaker was open.
+    Bypass,
+}
+
+impl CacheResult {
+    const ALL: [Self; 4] = [Self::Hit, Self::Miss, Self::Error, Self::Bypass];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Error => "error",
+            Self::Bypass => "bypass",
+        }
+    }
 }
 
 impl Metrics {
@@ -56,10 +87,46 @@ impl Metrics {
             &["method"],
         )
         .expect("metric definition is valid");
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "cache_requests_total",
+                "User cache lookups by result, one per key. Callers that share \
+                 another caller's lookup of the same key are not counted.",
+            ),
+            &["result"],
+        )
+        .expect("metric definition is valid");
+        for result in CacheResult::ALL {
+            cache_requests.with_label_values(&[result.label()]);
+        }
+        let cache_invalidations = IntCounter::new(
+            "cache_invalidations_total",
+            "User cache entries replaced or removed by writes through the gateway.",
+        )
+        .expect("metric definition is valid");
+        let cache_lookup_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "cache_lookup_duration_seconds",
+                "Time of one user cache store read, including timeouts.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+            ]),
+        )
+        .expect("metric definition is valid");
+        let cache_degraded = IntGauge::new(
+            "cache_degraded",
+            "1 while the user cache store is bypassed after failures, otherwise 0.",
+        )
+        .expect("metric definition is valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(backend_calls.clone()),
+            Box::new(cache_requests.clone()),
+            Box::new(cache_invalidations.clone()),
+            Box::new(cache_lookup_duration.clone()),
+            Box::new(cache_degraded.clone()),
         ] {
             registry
                 .register(collector)
@@ -70,6 +137,10 @@ impl Metrics {
             http_requests,
             http_duration,
             backend_calls,
+            cache_requests,
+            cache_invalidations,
+            cache_lookup_duration,
+            cache_degraded,
         }
     }
 
@@ -77,6 +148,25 @@ impl Metrics {
     /// as "user.v1.UserService/GetUser".
     pub fn record_backend_call(&self, method: &'static str) {
         self.backend_calls.with_label_values(&[method]).inc();
+    }
+
+    /// Counts `count` keys looked up in the user cache with `result`.
+    pub fn record_cache_requests(&self, result: CacheResult, count: usize) {
+        self.cache_requests
+            .with_label_values(&[result.label()])
+            .inc_by(count as u64);
+    }
+
+    pub fn record_cache_invalidation(&self) {
+        self.cache_invalidations.inc();
+    }
+
+    pub fn observe_cache_lookup(&self, duration: Duration) {
+        self.cache_lookup_duration.observe(duration.as_secs_f64());
+    }
+
+    pub fn set_cache_degraded(&self, degraded: bool) {
+        self.cache_degraded.set(i64::from(degraded));
     }
 
     /// Renders every metric in the Prometheus text format.
