@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the Rust workspace against SQLite and then
 # PostgreSQL, then every deployment file checked by its own tool. On a
-# Debian machine it installs and starts what is missing.
+# Debian machine it installs and starts what is missing: PostgreSQL, and
+# the Redis that the gateway's cache tests use at 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,31 @@ ensure_postgres() {
   su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
 }
 
+redis_responds() {
+  # A PING over bash's /dev/tcp, so the check needs no redis-cli.
+  (
+    exec 3<>/dev/tcp/127.0.0.1/6379 || exit 1
+    printf 'PING\r\n' >&3
+    IFS= read -r -t 2 reply <&3 && [[ $reply == +PONG* ]]
+  ) 2>/dev/null
+}
+
+ensure_redis() {
+  # The cache tests also start their own redis-server on other ports.
+  command -v redis-server >/dev/null || install_packages redis-server
+  if redis_responds; then
+    return
+  fi
+  # A cache only: no snapshots, no append-only file.
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
+  for _ in $(seq 1 50); do
+    redis_responds && return
+    sleep 0.1
+  done
+  echo "redis-server started but does not respond on 127.0.0.1:6379" >&2
+  exit 1
+}
+
 drop_test_databases() {
   local databases
   databases=$(psql "$LINTAS_TEST_POSTGRES_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'lintas\_test\_%'")
@@ -48,6 +74,7 @@ drop_test_databases() {
 command -v psql >/dev/null || install_packages postgresql-client
 ensure_postgres
 drop_test_databases
+ensure_redis
 
 echo "==> cargo test (SQLite)"
 LINTAS_TEST_BACKEND=sqlite cargo test --workspace --locked
