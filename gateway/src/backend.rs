@@ -6,6 +6,7 @@ use std::time::Duration;
 use lintas_common::metadata::REQUEST_ID_KEY;
 use lintas_proto::order::v1::order_service_client::OrderServiceClient;
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
+use lintas_telemetry::grpc::TracedChannel;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
@@ -26,8 +27,8 @@ pub struct BackendSettings {
 /// connections.
 #[derive(Clone)]
 pub struct Backends {
-    pub users: UserServiceClient<Channel>,
-    pub orders: OrderServiceClient<Channel>,
+    pub users: UserServiceClient<TracedChannel<Channel>>,
+    pub orders: OrderServiceClient<TracedChannel<Channel>>,
     pub user_channel: Channel,
     pub order_channel: Channel,
     metrics: Metrics,
@@ -44,8 +45,8 @@ impl Backends {
         let user_channel = channel(users)?;
         let order_channel = channel(orders)?;
         Ok(Self {
-            users: UserServiceClient::new(user_channel.clone()),
-            orders: OrderServiceClient::new(order_channel.clone()),
+            users: UserServiceClient::new(TracedChannel::new(user_channel.clone(), None)),
+            orders: OrderServiceClient::new(TracedChannel::new(order_channel.clone(), None)),
             user_channel,
             order_channel,
             metrics,

@@ -19,6 +19,7 @@ mod metrics;
 mod model;
 mod request_id;
 mod rest;
+mod telemetry;
 
 use std::future::Future;
 use std::time::Duration;
@@ -112,6 +113,7 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
             metrics,
             metrics::track_http,
         ))
+        .layer(axum::middleware::from_fn(telemetry::trace_request))
         .layer(axum::middleware::from_fn(request_id::assign))
         .layer(CatchPanicLayer::custom(panic_response));
     Ok(router)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::BoolishValueParser;
-use lintas_common::logging::{self, LogFormat};
+use lintas_telemetry::{LogFormat, TelemetryConfig};
 
 /// HTTP gateway: REST and GraphQL over the user and order gRPC services.
 #[derive(Debug, Parser)]
@@ -85,7 +85,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    let telemetry =
+        lintas_telemetry::init(&TelemetryConfig::from_env("gateway", args.log_format)?)?;
 
     let mut settings =
         gateway::Settings::with_backends(&args.user_service_url, &args.order_service_url);
@@ -107,5 +108,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;
-    gateway::serve(listener, settings, lintas_common::shutdown::signal()).await
+    let result = gateway::serve(listener, settings, lintas_common::shutdown::signal()).await;
+    telemetry.shutdown().await;
+    result
 }

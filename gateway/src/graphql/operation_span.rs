@@ -1,0 +1,76 @@
+//! The span of a GraphQL request, named after its operation as the
+//! OpenTelemetry GraphQL conventions ask: `graphql.operation.type`,
+//! `graphql.operation.name`, and a span name such as `query UsersWithOrders`.
+//!
+//! The document is parsed here once more, before execution, because a span
+//! name cannot change after the span starts.
+
+use async_graphql::parser::parse_query;
+use async_graphql::parser::types::OperationType;
+
+/// Creates the span for `request`; a document that does not parse, or names
+/// no operation the request selects, gets a span named `graphql`.
+pub fn span_for(request: &async_graphql::Request) -> tracing::Span {
+    let Some((kind, name)) = operation_of(request) else {
+        return tracing::info_span!("graphql", otel.name = "graphql");
+    };
+    let span_name = match &name {
+        Some(name) => format!("{kind} {name}"),
+        None => kind.to_owned(),
+    };
+    tracing::info_span!(
+        "graphql",
+        otel.name = %span_name,
+        graphql.operation.type = kind,
+        graphql.operation.name = name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Finds the operation the request runs: the one it names, or the only one.
+fn operation_of(request: &async_graphql::Request) -> Option<(&'static str, Option<String>)> {
+    let document = parse_query(&request.query).ok()?;
+    let (name, operation) = match &request.operation_name {
+        Some(wanted) => document
+            .operations
+            .iter()
+            .find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted.as_str()))?,
+        None => {
+            let mut operations = document.operations.iter();
+            match (operations.next(), operations.next()) {
+                (Some(only), None) => only,
+                _ => return None,
+            }
+        }
+    };
+    let kind = match operation.node.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    Some((kind, name.map(|name| name.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_and_anonymous_operations() {
+        let request = async_graphql::Request::new("query Users { users { nodes { id } } }");
+        assert_eq!(
+            operation_of(&request),
+            Some(("query", Some("Users".to_owned())))
+        );
+        let request = async_graphql::Request::new("mutation { deleteUser(id: \"x\") }");
+        assert_eq!(operation_of(&request), Some(("mutation", None)));
+        let request =
+            async_graphql::Request::new("query A { a } query B { b }").operation_name("B");
+        assert_eq!(
+            operation_of(&request),
+            Some(("query", Some("B".to_owned())))
+        );
+        let request = async_graphql::Request::new("query A { a } query B { b }");
+        assert_eq!(operation_of(&request), None);
+        assert_eq!(operation_of(&async_graphql::Request::new("{ broken")), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! Tracing at the edge: one server span per HTTP request, continuing a
+//! valid incoming W3C `traceparent` and starting a new trace otherwise, the
+//! trace context in every response, and one access-log line per request.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use lintas_telemetry::propagation;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::request_id::RequestId;
+
+/// Response header with the plain trace id, for clients and support tickets.
+pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+/// Middleware that runs each request inside its server span.
+pub async fn trace_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+    );
+    let _ = span.set_parent(propagation::extract(request.headers()));
+    propagation::record_trace_id(&span);
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    propagation::inject(&span, response.headers_mut());
+    let trace_id = propagation::trace_id(&span);
+    if let Ok(value) = HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert(TRACE_ID_HEADER, value);
+    }
+
+    tracing::info!(
+        target: "access",
+        parent: &span,
+        method = %method,
+        route = %route,
+        status = status.as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        %trace_id,
+        %request_id,
+        "request served"
+    );
+    response
+}
