@@ -1,6 +1,6 @@
 //! Building blocks shared by the gateway and both gRPC services.
 //!
-//! This crate owns process-level plumbing (shutdown signals, logging set-up,
+//! This crate owns process-level plumbing (shutdown signals, the service run loop,
 //! the standard gRPC health and reflection services), the request metadata
 //! that every response carries, signed page tokens, and field validation
 //! errors. It holds no business rules: those live in each service.
@@ -8,7 +8,6 @@
 pub mod database;
 pub mod grpc;
 pub mod idempotency;
-pub mod logging;
 pub mod metadata;
 pub mod page_token;
 pub mod process;
