@@ -1,7 +1,7 @@
 //! Opaque, tamper-evident page tokens for keyset pagination.
 //!
 //! A token is `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`.
-//! The JSON payload holds the cursor (the sort key and id of the last row
+//! The JSON payload contains the cursor (the sort key and id of the last row
 //! returned), a fingerprint of the query's filters and order, and the time it
 //! was issued. A token is rejected when its signature does not verify, when it
 //! is used with other filters or another order than it was issued for, or
@@ -24,7 +24,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// listing by hand and short enough that old links stop working.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Longest token accepted; real tokens are well under 1 KiB.
+/// Maximum token length accepted; real tokens are well under 1 KiB.
 const MAX_TOKEN_LEN: usize = 2048;
 
 /// Reasons a page token is rejected. Each maps to `INVALID_ARGUMENT`.

@@ -18,7 +18,7 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/
 /// Prefix of every database the tests create; `scripts/test.sh` drops them.
 pub const TEST_DATABASE_PREFIX: &str = "lintas_test_";
 
-/// The backend selected by `LINTAS_TEST_BACKEND`.
+/// Returns the backend that `LINTAS_TEST_BACKEND` selects.
 pub fn test_backend() -> Backend {
     match std::env::var("LINTAS_TEST_BACKEND").as_deref() {
         Ok("postgres") => Backend::Postgres,

@@ -27,7 +27,7 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// How spans are sampled at the root of a trace.
+/// Sampling strategy at the root of a trace.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SamplerKind {
     AlwaysOn,

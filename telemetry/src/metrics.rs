@@ -19,7 +19,7 @@ pub fn render(registry: &Registry) -> Result<String, prometheus::Error> {
     Ok(String::from_utf8_lossy(&buffer).into_owned())
 }
 
-/// Answers a scrape of `registry`.
+/// Serves a scrape of `registry`.
 pub async fn scrape(State(registry): State<Registry>) -> Response {
     match render(&registry) {
         Ok(body) => (

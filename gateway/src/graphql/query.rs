@@ -81,7 +81,7 @@ impl Query {
             .map_err(ApiError::into_graphql)
     }
 
-    /// Users, newest first unless `orderBy` says otherwise.
+    /// Users, newest first unless `orderBy` specifies another order.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn users(
         &self,
@@ -119,7 +119,7 @@ impl Query {
             .map_err(ApiError::into_graphql)
     }
 
-    /// Orders, newest first unless `orderBy` says otherwise.
+    /// Orders, newest first unless `orderBy` specifies another order.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn orders(
         &self,
