@@ -70,6 +70,7 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    #[tracing::instrument(name = "redis MGET", skip_all, fields(otel.kind = "client", db.system.name = "redis", db.operation.name = "MGET", keys = keys.len()))]
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
         let mut connection = self.connection.clone();
         let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
@@ -82,6 +83,7 @@ impl Store for RedisStore {
             .collect())
     }
 
+    #[tracing::instrument(name = "redis pipeline", skip_all, fields(otel.kind = "client", db.system.name = "redis", db.operation.name = "PIPELINE", writes = writes.len()))]
     async fn apply(&self, writes: &[(String, Write)]) -> Result<(), StoreError> {
         let mut pipeline = redis::pipe();
         let has_fill = writes
