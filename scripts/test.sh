@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the Rust workspace against SQLite and then
-# PostgreSQL, then every deployment file checked by its own tool. On a
-# Debian machine it installs and starts what is missing: PostgreSQL, and
-# the Redis that the gateway's cache tests use at 127.0.0.1:6379.
+# PostgreSQL, then every deployment file checked by its own tool, then the
+# end-to-end suite (e2e/run.sh). On a Debian machine it installs and starts
+# what is missing: PostgreSQL, and the Redis that the gateway's cache tests
+# use at 127.0.0.1:6379; e2e/run.sh installs what the end-to-end suite needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,3 +88,6 @@ if [[ -x scripts/validate-deploy.sh ]]; then
   echo "==> deployment files"
   scripts/validate-deploy.sh
 fi
+
+echo "==> end-to-end suite"
+e2e/run.sh
