@@ -59,27 +59,31 @@ async fn main() -> anyhow::Result<()> {
     let order_url = format!("http://{}", order_listener.local_addr()?);
     let gateway_address = gateway_listener.local_addr()?;
 
-    let (stop_sender, stop_receiver) = watch::channel(false);
-    let stopped = move || {
-        let mut receiver = stop_receiver.clone();
-        async move {
-            // An error means the sender is gone, which also means stop.
-            let _ = receiver.wait_for(|stop| *stop).await;
-        }
-    };
+    // The gateway stops first and drains its requests while the services
+    // still answer them; the services stop after it.
+    let (gateway_stop, gateway_stopping) = watch::channel(false);
+    let (services_stop, services_stopping) = watch::channel(false);
 
     let user_settings = user_svc::Settings::new(sqlite_url(&args.data_dir, "users.db"));
     let order_settings =
         order_svc::Settings::new(sqlite_url(&args.data_dir, "orders.db"), user_url.clone());
     let gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
 
-    let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(user_svc::serve(user_listener, user_settings, stopped()));
-    servers.spawn(order_svc::serve(order_listener, order_settings, stopped()));
-    servers.spawn(gateway::serve(
+    let mut services = tokio::task::JoinSet::new();
+    services.spawn(user_svc::serve(
+        user_listener,
+        user_settings,
+        stopped(&services_stopping),
+    ));
+    services.spawn(order_svc::serve(
+        order_listener,
+        order_settings,
+        stopped(&services_stopping),
+    ));
+    let mut gateway = tokio::spawn(gateway::serve(
         gateway_listener,
         gateway_settings,
-        stopped(),
+        stopped(&gateway_stopping),
     ));
 
     if args.demo_data {
@@ -90,24 +94,53 @@ async fn main() -> anyhow::Result<()> {
     print_urls(gateway_address, &user_url, &order_url);
 
     // Stop everything on a signal, or as soon as any server fails.
-    let first = tokio::select! {
-        () = lintas_common::shutdown::signal() => None,
-        finished = servers.join_next() => finished,
-    };
-    let _ = stop_sender.send(true);
-    let mut failure = match first {
-        Some(Ok(Err(error))) => Some(error),
-        Some(Err(join_error)) => Some(anyhow::anyhow!("server task failed: {join_error}")),
-        _ => None,
-    };
-    while let Some(result) = servers.join_next().await {
-        if let Ok(Err(error)) = result {
-            tracing::error!(error = %format!("{error:#}"), "server failed");
-            failure.get_or_insert(error);
+    let mut failure = None;
+    let mut gateway_finished = false;
+    tokio::select! {
+        () = lintas_common::shutdown::signal() => {}
+        result = &mut gateway => {
+            gateway_finished = true;
+            record_failure(&mut failure, result);
         }
+        Some(result) = services.join_next() => record_failure(&mut failure, result),
+    }
+    let _ = gateway_stop.send(true);
+    if !gateway_finished {
+        record_failure(&mut failure, gateway.await);
+    }
+    let _ = services_stop.send(true);
+    while let Some(result) = services.join_next().await {
+        record_failure(&mut failure, result);
     }
     telemetry.shutdown().await;
     failure.map_or(Ok(()), Err)
+}
+
+/// Completes when `stopping` turns true or its sender is dropped.
+fn stopped(
+    stopping: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut receiver = stopping.clone();
+    async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Keeps the first server failure and logs the others.
+fn record_failure(
+    failure: &mut Option<anyhow::Error>,
+    result: Result<anyhow::Result<()>, tokio::task::JoinError>,
+) {
+    let error = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error,
+        Err(join_error) => anyhow::anyhow!("server task failed: {join_error}"),
+    };
+    if failure.is_some() {
+        tracing::error!(error = %format!("{error:#}"), "server failed");
+    } else {
+        *failure = Some(error);
+    }
 }
 
 async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -48,3 +48,16 @@ pub fn router_with_standard_services<L: Clone>(
         .add_service(reflection_v1alpha);
     (health_reporter, router)
 }
+
+/// Accepted connections of `listener` with `TCP_NODELAY` set. Without it,
+/// Nagle's algorithm and delayed ACKs add about 40 ms to small responses.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}

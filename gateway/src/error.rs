@@ -214,6 +214,28 @@ fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
+/// Middleware that gives a problem+json body to the bare 413 answers of
+/// layers outside the handlers (the GraphQL body limit).
+pub async fn problem_for_bare_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "request body is larger than the gateway accepts",
+        )
+        .into_response();
+    }
+    response
+}
+
 /// Answers a request that matched no route.
 pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(

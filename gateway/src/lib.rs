@@ -95,7 +95,11 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
             graphql::GRAPHQL_PATH,
             get(graphql::handle)
                 .post(graphql::handle)
-                .with_state(graphql_state),
+                .with_state(graphql_state)
+                // async-graphql reads the body itself, past DefaultBodyLimit.
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                    settings.max_body_bytes,
+                )),
         )
         .route("/healthz", get(health::healthz))
         .route(
@@ -113,6 +117,7 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
             metrics,
             metrics::track_http,
         ))
+        .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
         .layer(axum::middleware::from_fn(telemetry::trace_request))
         .layer(axum::middleware::from_fn(request_id::assign))
         .layer(CatchPanicLayer::custom(panic_response));

@@ -199,7 +199,13 @@ async fn query_limits_reject_abuse() {
     assert_eq!(error_code(&response), "QUERY_TOO_COMPLEX", "{response}");
     assert!(response["data"].is_null(), "{response}");
 
-    let deep = "{ orders(first: 1) { nodes { user { orders(first: 1) { user { orders(first: 1) { user { orders(first: 1) { user { orders(first: 1) { user { id } } } } } } } } } } } }";
+    let levels = 9;
+    let deep = format!(
+        "{{ {} id {} }}",
+        "orders(first: 1) { nodes { user { ".repeat(levels),
+        "} } }".repeat(levels)
+    );
+    let deep = deep.as_str();
     let response = platform.graphql(deep, json!({})).await;
     assert_eq!(
         error_code(&response),
@@ -342,4 +348,75 @@ async fn graphiql_for_browsers_and_get_queries() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "BAD_REQUEST");
+}
+
+#[tokio::test]
+async fn abusive_requests_are_rejected_cleanly() {
+    let platform = start().await;
+
+    // Nesting that would overflow the parser's stack gets a 400, and the
+    // gateway stays up.
+    let nested = format!(
+        "{{ users(first: {}1{}) {{ nodes {{ id }} }} }}",
+        "[".repeat(3000),
+        "]".repeat(3000)
+    );
+    let response = platform
+        .client
+        .post(platform.url("/graphql"))
+        .json(&json!({ "query": nested }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "INVALID_ARGUMENT", "{body}");
+
+    let mutation =
+        "mutation { createUser(input: { name: \"Get\", email: \"get@example.com\" }) { id } }";
+    let response = platform
+        .client
+        .get(platform.url("/graphql"))
+        .query(&[("query", mutation)])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let response = platform
+        .client
+        .post(platform.url("/graphql"))
+        .header("content-type", "text/plain")
+        .body(json!({ "query": mutation }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let huge = json!({ "query": "{ __typename }", "variables": { "x": "a".repeat(100_000) } });
+    let response = platform
+        .client
+        .post(platform.url("/graphql"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "PAYLOAD_TOO_LARGE", "{body}");
+
+    let (_, metrics) = platform.get("/api/v1/metrics/users").await;
+    assert_eq!(metrics["total_users"], "0");
+}
+
+#[tokio::test]
+async fn introspection_fits_the_depth_limit() {
+    let platform = start().await;
+    let type_ref = "kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
+    let query = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {type_ref} }} args {{ type {{ {type_ref} }} }} }} }} }} }}"
+    );
+    let response = platform.graphql(&query, json!({})).await;
+    assert!(response["errors"].is_null(), "{response}");
 }

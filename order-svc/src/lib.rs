@@ -25,7 +25,6 @@ use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
 use lintas_proto::order::v1::order_service_server::OrderServiceServer;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use service::OrderApi;
 pub use store::OrderStore;
@@ -188,7 +187,7 @@ pub async fn serve(
     tracing::info!(%address, user_service = %settings.user_service_url, "order service listening");
     router
         .add_service(OrderServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(lintas_common::grpc::incoming(listener), shutdown)
         .await
         .context("order service failed")?;
     tracing::info!("order service stopped");

@@ -19,7 +19,6 @@ use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
 use lintas_proto::user::v1::user_service_server::UserServiceServer;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use service::UserApi;
 pub use store::SqlUserStore;
@@ -149,7 +148,7 @@ pub async fn serve(
     tracing::info!(%address, database = %redact(&settings.database_url), "user service listening");
     router
         .add_service(UserServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(lintas_common::grpc::incoming(listener), shutdown)
         .await
         .context("user service failed")?;
     tracing::info!("user service stopped");

@@ -8,6 +8,46 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
+/// Deepest bracket nesting (`{`, `[`, `(`) accepted in a GraphQL document.
+pub const MAX_NESTING: usize = 64;
+
+/// Returns the deepest nesting of brackets in a GraphQL document, ignoring
+/// brackets inside string literals and comments. It runs before parsing,
+/// so it does not recurse.
+pub fn nesting_depth(query: &str) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for character in query.chars() {
+        if in_comment {
+            in_comment = character != '\n';
+            continue;
+        }
+        if in_string {
+            match (escaped, character) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match character {
+            '#' => in_comment = true,
+            '"' => in_string = true,
+            '{' | '[' | '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Rejects documents with more than `max` field aliases.
 pub struct AliasLimit {
     pub max: usize,
@@ -88,6 +128,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(count_aliases(&document), 4);
+    }
+
+    #[test]
+    fn nesting_ignores_strings_and_comments() {
+        assert_eq!(nesting_depth("{ a(x: [[1]]) { b } }"), 4);
+        assert_eq!(nesting_depth("{ a(x: \"[[[[\") } # [[[[\n"), 2);
+        assert_eq!(
+            nesting_depth(&format!(
+                "{{ a(x: {}{}) }}",
+                "[".repeat(3000),
+                "]".repeat(3000)
+            )),
+            3002
+        );
     }
 
     #[test]

@@ -54,7 +54,9 @@ impl Default for QueryLimits {
         // A page of 100 users with 10 orders each and every field selected
         // stays well under the complexity limit.
         Self {
-            max_depth: 10,
+            // GraphiQL's introspection query nests `ofType` nine levels deep
+            // inside `__schema { types { fields { type ... } } }`.
+            max_depth: 16,
             max_complexity: 50_000,
             max_aliases: 30,
             max_directives: 30,
@@ -99,10 +101,36 @@ pub async fn handle(
         )
         .into_response();
     }
+    if method == Method::POST && !is_json(&headers) {
+        return ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "GraphQL requests must be JSON with Content-Type: application/json",
+        )
+        .into_response();
+    }
     let request = match request {
         Ok(request) => request.into_inner(),
         Err(error) => return error.into_response(),
     };
+    // The parser recurses once per nested list or object value, and a few
+    // thousand levels overflow the stack and abort the process, so deep
+    // nesting is rejected before anything parses the document.
+    if limits::nesting_depth(&request.query) > limits::MAX_NESTING {
+        return ApiError::invalid_argument(format!(
+            "query: brackets nest deeper than {} levels",
+            limits::MAX_NESTING
+        ))
+        .into_response();
+    }
+    if method == Method::GET && operation_span::is_mutation(&request) {
+        return ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "mutations must be sent with POST",
+        )
+        .into_response();
+    }
 
     let api = state.api.clone();
     let request = request
@@ -136,6 +164,14 @@ where
     F::Output: Send + 'static,
 {
     tokio::spawn(future.instrument(tracing::Span::current()))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {

@@ -26,6 +26,11 @@ pub fn span_for(request: &async_graphql::Request) -> tracing::Span {
     )
 }
 
+/// Tells whether the request runs a mutation.
+pub fn is_mutation(request: &async_graphql::Request) -> bool {
+    matches!(operation_of(request), Some(("mutation", _)))
+}
+
 /// Finds the operation the request runs: the one it names, or the only one.
 fn operation_of(request: &async_graphql::Request) -> Option<(&'static str, Option<String>)> {
     let document = parse_query(&request.query).ok()?;

@@ -1,16 +1,26 @@
 //! Axum extractors whose rejections are problem+json [`ApiError`]s instead
 //! of axum's plain-text bodies.
 
-use axum::extract::FromRequest;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// JSON body; a wrong content type, malformed JSON, an unknown or missing
-/// field and an oversized body each get their own error code.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON object body; a wrong content type, malformed JSON, a body that is
+/// not an object, an unknown, missing or mistyped field and an oversized
+/// body each get a clear error.
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        parse_object(value).map(ApiJson)
+    }
+}
 
 /// Query string, with unknown parameters rejected.
 #[derive(FromRequestParts)]
@@ -21,3 +31,84 @@ pub struct ApiQuery<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+/// Decodes an optional JSON body: an empty body gives `T::default()`, any
+/// other body follows the same rules as [`ApiJson`].
+pub fn optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "request body must be JSON with Content-Type: application/json",
+        ));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            format!("request body is not valid JSON: {error}"),
+        )
+    })?;
+    parse_object(value)
+}
+
+/// Maps a JSON value onto `T`, naming the field of any mismatch. Only an
+/// object is accepted, because serde would otherwise read an array as the
+/// struct's fields by position.
+fn parse_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid_argument(
+            "request body: expected a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let cause = error.into_inner();
+        if path == "." {
+            ApiError::invalid_argument(format!("request body: {cause}"))
+        } else {
+            ApiError::invalid_argument(format!("{path}: {cause}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Default, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        name: String,
+    }
+
+    #[test]
+    fn arrays_are_not_objects() {
+        let error = parse_object::<Body>(serde_json::json!(["positional"])).unwrap_err();
+        assert_eq!(error.code, "INVALID_ARGUMENT");
+        assert_eq!(error.detail, "request body: expected a JSON object");
+    }
+
+    #[test]
+    fn mistyped_field_is_named() {
+        let error = parse_object::<Body>(serde_json::json!({ "name": 3 })).unwrap_err();
+        assert!(error.detail.starts_with("name: "), "{}", error.detail);
+    }
+
+    #[test]
+    fn empty_optional_body_is_default() {
+        let body: Body = optional_json(&HeaderMap::new(), b"  ").unwrap();
+        assert_eq!(body.name, "");
+    }
+}

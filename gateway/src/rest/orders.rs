@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, optional_json};
 use super::headers::idempotency_key;
 use crate::api::Api;
 use crate::error::{ApiError, Problem};
@@ -35,7 +35,7 @@ pub struct PaymentResult {
 }
 
 /// List orders, filtered and sorted.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderListParams),
+#[utoipa::path(get, path = "/api/v1/orders", operation_id = "list_orders", tag = "orders", params(OrderListParams),
     responses((status = 200, body = OrderPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(api): State<Api>,
@@ -50,7 +50,7 @@ pub async fn list(
 }
 
 /// Place an order for an active user.
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrderInput,
+#[utoipa::path(post, path = "/api/v1/orders", operation_id = "create_order", tag = "orders", request_body = CreateOrderInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first order and creates nothing")),
     responses((status = 201, body = Order, headers(("location" = String, description = "URL of the new order"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -72,7 +72,7 @@ pub async fn create(
 }
 
 /// Get an order by id.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+#[utoipa::path(get, path = "/api/v1/orders/{id}", operation_id = "get_order", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
     responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
@@ -84,7 +84,7 @@ pub async fn get(
 }
 
 /// Move an order to SHIPPED, DELIVERED or CANCELLED.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/status", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+#[utoipa::path(post, path = "/api/v1/orders/{id}/status", operation_id = "update_order_status", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
     request_body = StatusChangeInput,
     responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -102,7 +102,7 @@ pub async fn change_status(
 }
 
 /// Cancel a PENDING or PAID order; a PAID order is refunded.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
     request_body(content = CancelInput, description = "Optional; an empty body cancels without a reason"),
     responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -110,22 +110,18 @@ pub async fn cancel(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Order>, ApiError> {
     let body = body.map_err(|rejection| ApiError::from(JsonRejection::from(rejection)))?;
-    let input: CancelInput = if body.iter().all(u8::is_ascii_whitespace) {
-        CancelInput::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::invalid_argument(format!("request body: {error}")))?
-    };
+    let input: CancelInput = optional_json(&headers, &body)?;
     Ok(Json(
         api.cancel_order(&request_id, &id, input.reason).await?,
     ))
 }
 
 /// Pay a PENDING order.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/payments", tag = "orders",
+#[utoipa::path(post, path = "/api/v1/orders/{id}/payments", operation_id = "process_payment", tag = "orders",
     params(("id" = String, Path, description = "Order UUID"),
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first result and charges nothing")),
     request_body = PaymentInput,
@@ -146,7 +142,7 @@ pub async fn pay(
 }
 
 /// Business numbers about orders and payments.
-#[utoipa::path(get, path = "/api/v1/metrics/orders", tag = "metrics", responses((status = 200, body = OrderMetrics)))]
+#[utoipa::path(get, path = "/api/v1/metrics/orders", operation_id = "get_order_metrics", tag = "metrics", responses((status = 200, body = OrderMetrics)))]
 pub async fn metrics(
     State(api): State<Api>,
     RequestId(request_id): RequestId,

@@ -26,7 +26,7 @@ pub struct UserPage {
 }
 
 /// List users, filtered and sorted.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListParams),
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "users", params(UserListParams),
     responses((status = 200, body = UserPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(api): State<Api>,
@@ -41,7 +41,7 @@ pub async fn list(
 }
 
 /// Create a user.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserInput,
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "users", request_body = CreateUserInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first result and creates nothing")),
     responses((status = 201, body = User, headers(("location" = String, description = "URL of the new user"), ("etag" = String, description = "The user's version"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -65,7 +65,7 @@ pub async fn create(
 }
 
 /// Get a user by id.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User UUID")),
+#[utoipa::path(get, path = "/api/v1/users/{id}", operation_id = "get_user", tag = "users", params(("id" = String, Path, description = "User UUID")),
     responses((status = 200, body = User, headers(("etag" = String, description = "The user's version, for If-Match"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -79,7 +79,7 @@ pub async fn get(
 }
 
 /// Change some fields of a user.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(patch, path = "/api/v1/users/{id}", operation_id = "update_user", tag = "users",
     params(("id" = String, Path, description = "User UUID"),
         ("If-Match" = Option<String>, Header, description = "ETag from a read; the change applies only at that version")),
     request_body = UpdateUserInput,
@@ -104,7 +104,7 @@ pub async fn update(
 }
 
 /// Delete a user who has no open order.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{id}", operation_id = "delete_user", tag = "users",
     params(("id" = String, Path, description = "User UUID"),
         ("If-Match" = Option<String>, Header, description = "ETag from a read; the delete applies only at that version")),
     responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -125,7 +125,7 @@ pub async fn delete(
 }
 
 /// List a user's orders, newest first.
-#[utoipa::path(get, path = "/api/v1/users/{id}/orders", tag = "orders",
+#[utoipa::path(get, path = "/api/v1/users/{id}/orders", operation_id = "list_user_orders", tag = "orders",
     params(("id" = String, Path, description = "User UUID"), PageParams),
     responses((status = 200, body = OrderPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn orders(
@@ -144,7 +144,7 @@ pub async fn orders(
 }
 
 /// Business numbers about users.
-#[utoipa::path(get, path = "/api/v1/metrics/users", tag = "metrics", responses((status = 200, body = UserMetrics)))]
+#[utoipa::path(get, path = "/api/v1/metrics/users", operation_id = "get_user_metrics", tag = "metrics", responses((status = 200, body = UserMetrics)))]
 pub async fn metrics(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
