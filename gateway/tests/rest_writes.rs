@@ -197,3 +197,51 @@ async fn graphql_expected_version_and_idempotency_key() {
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn stale_if_match_refreshes_cached_etag() {
+    use lintas_proto::user::v1::UpdateUserRequest;
+    use lintas_proto::user::v1::user_service_client::UserServiceClient;
+
+    let platform = start().await;
+    let user = platform.create_user("Ada", "ada@example.com").await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/users/{id}");
+    let response = platform.send(Method::GET, &path, None).await;
+    assert_eq!(response.headers()["etag"], "\"1\"");
+
+    // A write that bypasses the gateway leaves the cached copy at version 1.
+    let mut users = UserServiceClient::connect(platform.user_url.clone())
+        .await
+        .unwrap();
+    users
+        .update_user(UpdateUserRequest {
+            id: id.clone(),
+            name: Some("Ada L.".into()),
+            email: None,
+            status: None,
+            expected_version: None,
+        })
+        .await
+        .unwrap();
+    let response = platform.send(Method::GET, &path, None).await;
+    assert_eq!(
+        response.headers()["etag"],
+        "\"1\"",
+        "the cached copy is expected to be stale here"
+    );
+
+    let stale = platform
+        .client
+        .patch(platform.url(&path))
+        .header("if-match", "\"1\"")
+        .json(&json!({ "name": "Lost" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+
+    // The conflict dropped the stale copy, so a retry can read the real version.
+    let response = platform.send(Method::GET, &path, None).await;
+    assert_eq!(response.headers()["etag"], "\"2\"");
+}

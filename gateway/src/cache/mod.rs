@@ -314,13 +314,19 @@ impl UserCache {
     }
 
     /// Drops the cached user after an update or delete that failed with a
-    /// 5xx, which may have changed the user anyway, or with NOT_FOUND,
-    /// which shows the cached user is gone. Other failures changed nothing.
+    /// 5xx, which may have changed the user anyway, with NOT_FOUND, which
+    /// shows the cached user is gone, or with ABORTED, which shows the
+    /// stored version differs. Other failures changed nothing.
     pub async fn user_write_failed(&self, id: &str, error: &ApiError) {
         let Some(inner) = &self.inner else {
             return;
         };
-        if error.status.is_server_error() || error.status == http::StatusCode::NOT_FOUND {
+        // ABORTED means the stored version differs from the caller's, so
+        // the cached copy (and the ETag it serves) may be stale too.
+        if error.status.is_server_error()
+            || error.status == http::StatusCode::NOT_FOUND
+            || error.code == "ABORTED"
+        {
             inner.invalidate(id, Write::Remove).await;
         }
     }

@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 pub struct Platform {
     pub base: String,
+    /// gRPC URL of the user service, for writes that bypass the gateway.
+    pub user_url: String,
     pub client: Client,
     stop: watch::Sender<bool>,
     _data: tempfile::TempDir,
@@ -79,6 +81,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut gateway::Settings)) -> Platform
 
     let platform = Platform {
         base,
+        user_url: user_url.clone(),
         client: Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
