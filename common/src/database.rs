@@ -15,7 +15,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, AnyPool, Executor, FromRow};
 
-/// Which database server a URL points at.
+/// Kind of database server behind a URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -43,7 +43,7 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a query waits for a free connection before failing.
     pub acquire_timeout: Duration,
-    /// Longest a single statement may run on PostgreSQL before the server
+    /// Maximum time a single statement may run on PostgreSQL before the server
     /// cancels it. SQLite has no statement timeout.
     pub statement_timeout: Duration,
 }
@@ -64,7 +64,7 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
 }
 
-/// What to do about migrations at start-up.
+/// Migration behaviour at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MigrationMode {
     /// Apply pending migrations.

@@ -1,7 +1,7 @@
 //! The gateway's one error type and the one mapping from gRPC status codes
 //! to HTTP statuses and stable error codes.
 //!
-//! REST answers with RFC 9457 `application/problem+json`; GraphQL puts the
+//! REST responds with RFC 9457 `application/problem+json`; GraphQL puts the
 //! same code in `extensions.code`. Both come from [`ApiError`], so a client
 //! sees the same code for the same failure on either facade.
 
@@ -21,7 +21,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable SCREAMING_SNAKE code that clients match on.
     pub code: &'static str,
-    /// What went wrong with which value, in plain words.
+    /// Plain description of what failed and on which value.
     pub detail: String,
 }
 
@@ -29,7 +29,7 @@ pub struct ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
     /// Problem type URI. Always `about:blank`, so `title` is the HTTP
-    /// status phrase and `code` tells problems apart.
+    /// status phrase and `code` distinguishes problems.
     #[serde(rename = "type")]
     #[schema(example = "about:blank")]
     pub problem_type: String,
@@ -39,7 +39,7 @@ pub struct Problem {
     /// HTTP status code.
     #[schema(example = 400)]
     pub status: u16,
-    /// What was wrong with which value.
+    /// Description of what failed and on which value.
     #[schema(example = "email: not a valid address")]
     pub detail: String,
     /// Stable machine-readable code, the same as GraphQL `extensions.code`.
@@ -214,7 +214,7 @@ fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-/// Middleware that gives a problem+json body to the bare 413 answers of
+/// Middleware that gives a problem+json body to the bare 413 responses of
 /// layers outside the handlers (the GraphQL body limit).
 pub async fn problem_for_bare_errors(
     request: axum::extract::Request,
@@ -236,7 +236,7 @@ pub async fn problem_for_bare_errors(
     response
 }
 
-/// Answers a request that matched no route.
+/// Responds to a request that matched no route.
 pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
