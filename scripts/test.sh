@@ -35,7 +35,7 @@ ensure_postgres() {
     sleep 1
   done
   pg_isready -h 127.0.0.1 -p 5432
-  # A fresh Debian cluster asks for a password over TCP; give the test user one.
+  # A fresh Debian cluster requires a password over TCP, so give the test user one.
   su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
 }
 

@@ -151,7 +151,7 @@ impl Database {
         }
     }
 
-    /// The OpenTelemetry `db.system.name` of the backend.
+    /// Returns the OpenTelemetry `db.system.name` of the backend.
     pub fn system_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "sqlite",
@@ -193,7 +193,7 @@ impl Database {
         Ok(())
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database responds.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
     }

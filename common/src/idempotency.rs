@@ -14,13 +14,13 @@ use sqlx::AnyConnection;
 use crate::database::{Param, SqlBuilder};
 use crate::validation::FieldViolation;
 
-/// Longest key accepted.
+/// Maximum key length accepted.
 const MAX_KEY_LEN: usize = 255;
 
 /// A checked key and the fingerprint of the request it came with.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
-    /// Which operation the key belongs to, for example "CreateUser".
+    /// Operation the key belongs to, for example "CreateUser".
     pub scope: &'static str,
     pub key: String,
     pub request_hash: String,

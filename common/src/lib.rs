@@ -3,7 +3,7 @@
 //! This crate owns process-level plumbing (shutdown signals, the service run loop,
 //! the standard gRPC health and reflection services), the request metadata
 //! that every response carries, signed page tokens, and field validation
-//! errors. It holds no business rules: those live in each service.
+//! errors. It contains no business rules, which live in each service.
 
 pub mod database;
 pub mod grpc;

@@ -6,7 +6,7 @@ use tonic::metadata::MetadataMap;
 /// Metadata key that carries the request id between the gateway and services.
 pub const REQUEST_ID_KEY: &str = "x-request-id";
 
-/// Longest request id accepted from a caller; longer ones are replaced.
+/// Maximum request id length accepted from a caller; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// Returns the caller's request id when it is present and well formed, or a

@@ -91,7 +91,7 @@ impl PageTokenCodec {
             iat: now_micros(),
             c: cursor,
         };
-        // Serialising plain data structs to JSON cannot fail.
+        // serde_json fails only on maps with non-string keys, which no cursor has.
         let json = serde_json::to_vec(&payload).expect("page token payload serialises");
         let body = URL_SAFE_NO_PAD.encode(json);
         let signature = URL_SAFE_NO_PAD.encode(self.sign(body.as_bytes()));

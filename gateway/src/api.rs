@@ -170,8 +170,8 @@ impl Api {
     /// Deletes a user who has no open order (PENDING, PAID or SHIPPED).
     ///
     /// NOTE: the open-order rule lives here because the user service owns no
-    /// orders; a caller of the user service's gRPC API directly bypasses it,
-    /// and an order placed between the check and the delete is not caught.
+    /// orders. A caller of the user service's gRPC API bypasses it, and an
+    /// order placed between the check and the delete is not caught.
     pub async fn delete_user(
         &self,
         request_id: &str,

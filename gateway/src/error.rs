@@ -245,7 +245,7 @@ pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// Answers a request whose route exists but not for its method.
+/// Responds to a request whose route exists but not for its method.
 pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,

@@ -1,6 +1,6 @@
 //! Liveness (`/healthz`) and readiness (`/readyz`) endpoints.
 //!
-//! Readiness asks each backend's standard `grpc.health.v1` service, with a
+//! Readiness queries each backend's standard `grpc.health.v1` service, with a
 //! short timeout, so a load balancer stops sending traffic while either
 //! service cannot answer. It also reports the user cache, which never makes
 //! the gateway unready: without it, lookups go to the user service.
@@ -45,12 +45,12 @@ pub struct Checks {
     pub cache: String,
 }
 
-/// Answers 200 while the process runs.
+/// Returns 200 while the process runs.
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Answers 200 when both backends report SERVING, 503 otherwise, whatever
+/// Returns 200 when both backends report SERVING, 503 otherwise, whatever
 /// the state of the cache.
 pub async fn readyz(State(state): State<ReadinessState>) -> (StatusCode, Json<Readiness>) {
     let backends = &state.backends;

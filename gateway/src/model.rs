@@ -103,7 +103,7 @@ pub struct Payment {
     pub currency: String,
     pub method: PaymentMethod,
     pub status: PaymentStatus,
-    /// Why the charge was declined; empty unless the status is FAILED.
+    /// Reason the charge was declined; empty unless the status is FAILED.
     pub failure_reason: String,
     pub created_at: String,
 }

@@ -1,4 +1,4 @@
-//! Bad input on every REST route: a problem+json answer with the right
+//! Bad input on every REST route: a problem+json response with the right
 //! status and code, and nothing written.
 
 mod common;

@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     database_acquire_timeout_ms: u64,
 
-    /// Longest a statement may run on PostgreSQL, in milliseconds.
+    /// Maximum time a statement may run on PostgreSQL, in milliseconds.
     #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 10000)]
     database_statement_timeout_ms: u64,
 

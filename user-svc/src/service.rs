@@ -210,7 +210,7 @@ impl UserService for UserApi {
         let (status, database) = match self.store.ping().await {
             Ok(()) => (ServingStatus::Serving, "ok".to_owned()),
             Err(error) => {
-                tracing::warn!(%error, %request_id, "health check failed: database did not answer");
+                tracing::warn!(%error, %request_id, "health check failed: database did not respond");
                 (ServingStatus::NotServing, format!("failed: {error}"))
             }
         };
@@ -249,7 +249,7 @@ impl UserService for UserApi {
     }
 }
 
-/// Maps a store failure to the status the caller sees. Database failures
+/// Maps a store failure to the status returned to the caller. Database failures
 /// are logged here, once, and reach the caller without internal detail.
 fn status_from_store(error: StoreError, request_id: &str) -> Status {
     match error {

@@ -98,7 +98,7 @@ pub trait UserStore: Send + Sync + 'static {
     async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError>;
     /// Counts users in total, per status, and created at or after `since` (microseconds).
     async fn counts(&self, since: i64) -> Result<UserCounts, StoreError>;
-    /// Checks that the database answers.
+    /// Checks that the database responds.
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
