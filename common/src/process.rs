@@ -23,6 +23,9 @@ where
     F: FnOnce(Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    if let Err(error) = lintas_telemetry::register_metrics(&registry) {
+        tracing::warn!(%error, "failed to add the telemetry counters to the metrics");
+    }
     let (stop, stopped) = watch::channel(false);
     let mut metrics_stopped = stopped.clone();
     let metrics = tokio::spawn(lintas_telemetry::metrics::serve(

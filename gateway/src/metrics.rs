@@ -132,6 +132,7 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        lintas_telemetry::register_metrics(&registry).expect("metric names are unique");
         Self {
             registry,
             http_requests,

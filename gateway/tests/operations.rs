@@ -195,3 +195,22 @@ async fn request_id_is_echoed_or_generated() {
     assert_ne!(generated, "bad id!");
     assert_eq!(generated.len(), 36);
 }
+
+#[tokio::test]
+async fn metrics_export_the_log_line_counters() {
+    let platform = start().await;
+    let text = platform
+        .client
+        .get(platform.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\nloki_lines_sent_total "), "{text}");
+    for reason in ["queue_full", "send_failed", "rejected", "stopped"] {
+        let series = format!("\nloki_lines_dropped_total{{reason=\"{reason}\"}} ");
+        assert!(text.contains(&series), "no {series:?} in {text}");
+    }
+}

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
+use tracing::span::Id;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -36,46 +37,54 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut line = Map::new();
-        let mut timestamp = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-        line.insert("timestamp".into(), Value::String(timestamp));
-        line.insert(
-            "level".into(),
-            Value::String(event.metadata().level().to_string()),
-        );
-        line.insert(
-            "target".into(),
-            Value::String(event.metadata().target().to_owned()),
-        );
-        line.insert("service".into(), Value::String(self.service.clone()));
-
-        let mut fields = FieldVisitor(&mut line);
-        event.record(&mut fields);
-
-        if let Some(span) = context.parent_span() {
-            let id = span.id();
-            let otel = tracing::dispatcher::get_default(|dispatch| {
-                tracing_opentelemetry::get_otel_context(&id, dispatch)
-            });
-            if let Some(otel) = otel {
-                let span_context = otel.span().span_context().clone();
-                if span_context.is_valid() {
-                    line.insert(
-                        "trace_id".into(),
-                        Value::String(span_context.trace_id().to_string()),
-                    );
-                    line.insert(
-                        "span_id".into(),
-                        Value::String(span_context.span_id().to_string()),
-                    );
-                }
-            }
-        }
-
+        let trace = context
+            .parent_span()
+            .and_then(|span| span_context_of(&span.id()));
+        let line = event_line(event, &self.service, trace.as_ref())?;
         let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
     }
+}
+
+/// Returns the OpenTelemetry span context of the tracing span `id`, when it has a
+/// valid one.
+pub(crate) fn span_context_of(id: &Id) -> Option<SpanContext> {
+    let otel = tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(id, dispatch)
+    })?;
+    let span_context = otel.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}
+
+/// Builds the JSON object of one log line, shared by stdout and the Loki
+/// client so both carry the same fields.
+pub(crate) fn event_line(
+    event: &Event<'_>,
+    service: &str,
+    trace: Option<&SpanContext>,
+) -> Result<Map<String, Value>, fmt::Error> {
+    let mut line = Map::new();
+    let mut timestamp = String::new();
+    SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+    line.insert("timestamp".into(), Value::String(timestamp));
+    line.insert(
+        "level".into(),
+        Value::String(event.metadata().level().to_string()),
+    );
+    line.insert(
+        "target".into(),
+        Value::String(event.metadata().target().to_owned()),
+    );
+    line.insert("service".into(), Value::String(service.to_owned()));
+    event.record(&mut FieldVisitor(&mut line));
+    if let Some(trace) = trace {
+        line.insert(
+            "trace_id".into(),
+            Value::String(trace.trace_id().to_string()),
+        );
+        line.insert("span_id".into(), Value::String(trace.span_id().to_string()));
+    }
+    Ok(line)
 }
 
 struct FieldVisitor<'a>(&'a mut Map<String, Value>);

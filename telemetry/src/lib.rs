@@ -13,6 +13,7 @@
 pub mod config;
 pub mod grpc;
 mod json_format;
+pub mod loki;
 pub mod metrics;
 pub mod propagation;
 #[cfg(feature = "testing")]
@@ -29,12 +30,18 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use config::{LogFormat, TelemetryConfig};
+
+/// Adds the process's telemetry counters (log lines sent to and dropped
+/// before Loki) to `registry`.
+pub fn register_metrics(registry: &prometheus::Registry) -> prometheus::Result<()> {
+    loki::LokiMetrics::global().register(registry)
+}
 pub use propagation::current_trace_id;
 
 /// Keeps the exporters alive; [`TelemetryGuard::shutdown`] flushes them.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
-    loki: Option<tracing_loki::BackgroundTaskController>,
+    loki: Option<loki::LokiClient>,
 }
 
 impl TelemetryGuard {
@@ -81,13 +88,13 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
 
     let (loki_layer, loki) = match &config.loki_url {
         Some(url) => {
-            let (layer, controller, task) = tracing_loki::builder()
-                .label("service", config.service_name.clone())?
-                .label("environment", config.environment.clone())?
-                .build_controller_url(url.clone())
-                .context("invalid LOKI_URL")?;
-            tokio::spawn(task);
-            (Some(layer), Some(controller))
+            let settings = loki::LokiSettings::new(
+                url.clone(),
+                config.service_name.clone(),
+                config.environment.clone(),
+            );
+            let (layer, client) = loki::start(settings, loki::LokiMetrics::global().clone())?;
+            (Some(layer), Some(client))
         }
         None => (None, None),
     };

@@ -1,0 +1,258 @@
+//! Log lines pushed to Loki.
+//!
+//! [`LokiLayer`] formats each event as the same JSON line that stdout gets
+//! and puts it on a bounded queue without waiting. A background task
+//! batches the queue and posts it to Loki's push API as snappy-compressed
+//! protobuf. A full queue or a Loki that cannot be reached never slows a
+//! request down: the line is dropped and counted in
+//! `loki_lines_dropped_total`.
+//!
+//! Streams carry three labels only (`service`, `environment`, `level`), so
+//! the trace id stays in the line, where LogQL's `json` parser finds it.
+
+mod push;
+
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::json_format;
+
+/// Settings of the Loki client: endpoint, labels, queue and retries.
+#[derive(Debug, Clone)]
+pub struct LokiSettings {
+    /// Loki's base URL; lines go to `loki/api/v1/push` below it.
+    pub url: url::Url,
+    pub service: String,
+    pub environment: String,
+    /// Lines waiting to be sent; past this, new lines are dropped.
+    pub queue_capacity: usize,
+    /// Maximum lines in one push request.
+    pub batch_lines: usize,
+    /// Pauses before each retry of a failed push; the batch is dropped after
+    /// the last one.
+    pub retry_delays: Vec<Duration>,
+    /// Time limit of one push request.
+    pub request_timeout: Duration,
+}
+
+impl LokiSettings {
+    /// Defaults sized for a service logging a few thousand lines a second.
+    pub fn new(url: url::Url, service: String, environment: String) -> Self {
+        Self {
+            url,
+            service,
+            environment,
+            queue_capacity: 10_000,
+            batch_lines: 1_000,
+            retry_delays: vec![
+                Duration::from_millis(250),
+                Duration::from_secs(1),
+                Duration::from_secs(4),
+            ],
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters of what happened to the lines given to the Loki client.
+#[derive(Clone)]
+pub struct LokiMetrics {
+    pub sent: IntCounter,
+    pub dropped: IntCounterVec,
+}
+
+/// Cause of a dropped line, exported as the `reason` label.
+#[derive(Debug, Clone, Copy)]
+pub enum DropReason {
+    /// The queue was full.
+    QueueFull,
+    /// Every attempt to push the line's batch failed.
+    SendFailed,
+    /// Loki rejected the batch as invalid, so it was not retried.
+    Rejected,
+    /// The client had already stopped.
+    Stopped,
+}
+
+impl DropReason {
+    const ALL: [Self; 4] = [
+        Self::QueueFull,
+        Self::SendFailed,
+        Self::Rejected,
+        Self::Stopped,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::SendFailed => "send_failed",
+            Self::Rejected => "rejected",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl LokiMetrics {
+    pub fn new() -> Self {
+        let metrics = Self {
+            sent: IntCounter::new("loki_lines_sent_total", "Log lines that Loki accepted.")
+                .expect("metric definition is valid"),
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "loki_lines_dropped_total",
+                    "Log lines never delivered to Loki, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("metric definition is valid"),
+        };
+        // Every reason is exported from the start, so that rates and
+        // alerts see the first drop as an increase from zero.
+        for reason in DropReason::ALL {
+            metrics.dropped.with_label_values(&[reason.label()]);
+        }
+        metrics
+    }
+
+    /// Returns the counters of the process's own Loki client.
+    pub fn global() -> &'static Self {
+        static GLOBAL: LazyLock<LokiMetrics> = LazyLock::new(LokiMetrics::new);
+        &GLOBAL
+    }
+
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.with_label_values(&[reason.label()]).get()
+    }
+
+    fn count_dropped(&self, reason: DropReason, lines: usize) {
+        self.dropped
+            .with_label_values(&[reason.label()])
+            .inc_by(lines as u64);
+    }
+
+    /// Adds the counters to `registry`.
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.sent.clone()))?;
+        registry.register(Box::new(self.dropped.clone()))
+    }
+}
+
+impl Default for LokiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One queued log line.
+struct Line {
+    level: Level,
+    timestamp: SystemTime,
+    text: String,
+}
+
+/// The `tracing` layer that queues lines for Loki.
+pub struct LokiLayer {
+    service: String,
+    sender: mpsc::Sender<Line>,
+    metrics: LokiMetrics,
+}
+
+impl<S> Layer<S> for LokiLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_event(&self, event: &Event<'_>, context: Context<'_, S>) {
+        if is_transport_target(event.metadata().target()) {
+            return;
+        }
+        let trace = context
+            .event_span(event)
+            .and_then(|span| json_format::span_context_of(&span.id()));
+        let Ok(line) = json_format::event_line(event, &self.service, trace.as_ref()) else {
+            return;
+        };
+        let Ok(text) = serde_json::to_string(&line) else {
+            return;
+        };
+        let line = Line {
+            level: *event.metadata().level(),
+            timestamp: SystemTime::now(),
+            text,
+        };
+        match self.sender.try_send(line) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.count_dropped(DropReason::QueueFull, 1);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.metrics.count_dropped(DropReason::Stopped, 1);
+            }
+        }
+    }
+}
+
+/// Events of the HTTP stack that carries the pushes, and of this client,
+/// are not pushed: a push would log, and the log would be pushed.
+fn is_transport_target(target: &str) -> bool {
+    ["hyper", "h2", "reqwest", "rustls", "lintas_telemetry::loki"]
+        .iter()
+        .any(|prefix| target.starts_with(prefix))
+}
+
+/// Stops the background task; see [`LokiClient::shutdown`].
+pub struct LokiClient {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl LokiClient {
+    /// Sends the lines still queued, once each, and stops the task. The
+    /// caller bounds how long it waits.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the background task and returns the layer that feeds it. Must run
+/// inside a Tokio runtime.
+pub fn start(
+    settings: LokiSettings,
+    metrics: LokiMetrics,
+) -> anyhow::Result<(LokiLayer, LokiClient)> {
+    let endpoint = settings
+        .url
+        .join("loki/api/v1/push")
+        .context("invalid LOKI_URL")?;
+    let http = reqwest::Client::builder()
+        .timeout(settings.request_timeout)
+        .build()
+        .context("failed to create the Loki HTTP client")?;
+    let (sender, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+    let (stop, stopped) = watch::channel(false);
+    let pusher = push::Pusher {
+        http,
+        endpoint,
+        service: settings.service.clone(),
+        environment: settings.environment,
+        batch_lines: settings.batch_lines.max(1),
+        retry_delays: settings.retry_delays,
+        metrics: metrics.clone(),
+    };
+    let task = tokio::spawn(pusher.run(receiver, stopped));
+    let layer = LokiLayer {
+        service: settings.service,
+        sender,
+        metrics,
+    };
+    Ok((layer, LokiClient { stop, task }))
+}
