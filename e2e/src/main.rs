@@ -9,11 +9,6 @@
 //! interrupted. `e2e/run.sh` installs what is missing, builds the binaries
 //! and runs this program; `make test-e2e` runs that script.
 
-mod checks;
-mod client;
-mod platform;
-mod report;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,9 +17,10 @@ use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::client::Gateway;
-use crate::platform::{Paths, Platform};
-use crate::report::Report;
+use lintas_e2e::client::Gateway;
+use lintas_e2e::platform::{Paths, Platform};
+use lintas_e2e::report::Report;
+use lintas_e2e::{Shared, checks};
 
 /// Categories after start-up, in run order.
 const CATEGORIES: [&str; 8] = [
@@ -63,14 +59,6 @@ struct Args {
     /// failure.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-}
-
-/// Values that one category produces and later ones use.
-pub struct Shared {
-    /// Unique to the run; names and emails carry it.
-    pub tag: String,
-    /// A user created by the flows: id and name.
-    pub user: Option<(String, String)>,
 }
 
 #[tokio::main]

@@ -411,7 +411,7 @@ impl Binaries<'_> {
 /// Waits for the JSON log line whose message ends in "listening" and whose
 /// `address` field is the serving address, which each binary writes once
 /// its listener is bound.
-async fn wait_listening(process: &mut Managed, from: u64, address: &str) -> anyhow::Result<()> {
+pub async fn wait_listening(process: &mut Managed, from: u64, address: &str) -> anyhow::Result<()> {
     let line = process
         .wait_for_line(from, START_TIMEOUT, |line| {
             serde_json::from_str::<serde_json::Value>(line).is_ok_and(|json| {
@@ -434,7 +434,7 @@ async fn wait_listening(process: &mut Managed, from: u64, address: &str) -> anyh
 
 /// Hands out free loopback ports, never the same one twice in a run.
 #[derive(Default)]
-struct PortPicker {
+pub struct PortPicker {
     handed_out: HashSet<u16>,
 }
 
@@ -442,7 +442,7 @@ impl PortPicker {
     /// Returns a port that was free a moment ago. Another program may still
     /// take it before the suite binds it, and then that component fails to
     /// start.
-    fn port(&mut self) -> anyhow::Result<u16> {
+    pub fn port(&mut self) -> anyhow::Result<u16> {
         for _ in 0..50 {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             let port = listener.local_addr()?.port();
@@ -453,7 +453,7 @@ impl PortPicker {
         bail!("found no unused loopback port in 50 tries")
     }
 
-    fn address(&mut self) -> anyhow::Result<String> {
+    pub fn address(&mut self) -> anyhow::Result<String> {
         Ok(format!("127.0.0.1:{}", self.port()?))
     }
 }

@@ -158,6 +158,11 @@ impl Managed {
         Ok(())
     }
 
+    /// Returns the process id while the process is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Returns true after [`Managed::stop`], until the process is started
     /// again.
     pub fn is_stopped(&self) -> bool {
