@@ -351,6 +351,58 @@ async fn graphiql_for_browsers_and_get_queries() {
 }
 
 #[tokio::test]
+async fn head_is_handled_like_get() {
+    let platform = start().await;
+    let mutation =
+        "mutation { createUser(input: { name: \"Head\", email: \"head@example.com\" }) { id } }";
+
+    let response = platform
+        .client
+        .head(platform.url("/graphql"))
+        .query(&[("query", "{ __typename }")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let get = platform
+        .client
+        .get(platform.url("/graphql"))
+        .query(&[("query", "{ __typename }")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get("content-type"),
+        get.headers().get("content-type")
+    );
+    assert!(response.bytes().await.unwrap().is_empty());
+
+    let response = platform
+        .client
+        .head(platform.url("/graphql"))
+        .query(&[("query", mutation)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // A body on HEAD is not read, as on GET, so a mutation in it does not
+    // run and the empty query fails validation.
+    let response = platform
+        .client
+        .head(platform.url("/graphql"))
+        .json(&json!({ "query": mutation }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, metrics) = platform.get("/api/v1/metrics/users").await;
+    assert_eq!(metrics["total_users"], "0", "a HEAD request created a user");
+}
+
+#[tokio::test]
 async fn abusive_requests_are_rejected_cleanly() {
     let platform = start().await;
 

@@ -10,11 +10,11 @@ mod query;
 
 use async_graphql::ParseRequestError;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::http::GraphiQLSource;
+use async_graphql::http::{GraphiQLSource, parse_query_string};
 use async_graphql::{Context, EmptySubscription, Schema};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use tracing::Instrument;
@@ -85,14 +85,18 @@ pub fn schema(api: Api, limits: QueryLimits) -> GatewaySchema {
 }
 
 /// Serves GraphiQL to a browser's plain GET, and executes everything else.
+/// axum routes HEAD here too and drops the response body, so HEAD is
+/// handled exactly like GET.
 pub async fn handle(
     State(state): State<GraphqlState>,
     RequestId(request_id): RequestId,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     request: Result<GraphQLRequest<ApiError>, ApiError>,
 ) -> Response {
-    if method == Method::GET && wants_html(&headers) {
+    let is_get = matches!(method, Method::GET | Method::HEAD);
+    if is_get && wants_html(&headers) {
         return Html(
             GraphiQLSource::build()
                 .endpoint(GRAPHQL_PATH)
@@ -109,8 +113,15 @@ pub async fn handle(
         )
         .into_response();
     }
+    // async-graphql-axum reads only GET from the query string and would
+    // read a HEAD request's body, so HEAD is parsed here.
+    let request = if method == Method::HEAD {
+        parse_query_string(uri.query().unwrap_or_default()).map_err(ApiError::from)
+    } else {
+        request.map(GraphQLRequest::into_inner)
+    };
     let request = match request {
-        Ok(request) => request.into_inner(),
+        Ok(request) => request,
         Err(error) => return error.into_response(),
     };
     // The parser recurses once per nested list or object value, and a few
@@ -123,7 +134,7 @@ pub async fn handle(
         ))
         .into_response();
     }
-    if method == Method::GET && operation_span::is_mutation(&request) {
+    if is_get && operation_span::is_mutation(&request) {
         return ApiError::new(
             axum::http::StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
