@@ -101,6 +101,7 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
                     settings.max_body_bytes,
                 )),
         )
+        .merge(graphql::playground::router())
         .route("/healthz", get(health::healthz))
         .route(
             "/readyz",

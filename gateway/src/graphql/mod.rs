@@ -1,21 +1,22 @@
 //! The GraphQL facade at `/graphql`: POST and GET per the GraphQL-over-HTTP
-//! specification, and the GraphiQL playground for browsers that GET the
-//! same path.
+//! specification, and the GraphiQL playground (`playground`) for browsers
+//! that GET the same path.
 
 mod limits;
 mod loaders;
 mod mutation;
 mod operation_span;
+pub mod playground;
 mod query;
 
 use async_graphql::ParseRequestError;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::http::{GraphiQLSource, parse_query_string};
+use async_graphql::http::parse_query_string;
 use async_graphql::{Context, EmptySubscription, Schema};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use tracing::Instrument;
 
@@ -97,13 +98,7 @@ pub async fn handle(
 ) -> Response {
     let is_get = matches!(method, Method::GET | Method::HEAD);
     if is_get && wants_html(&headers) {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint(GRAPHQL_PATH)
-                .title("Lintas GraphQL")
-                .finish(),
-        )
-        .into_response();
+        return playground::page();
     }
     if method == Method::POST && !is_json(&headers) {
         return ApiError::new(
