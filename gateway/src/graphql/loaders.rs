@@ -2,17 +2,23 @@
 //! `User.orders`, so that a page of users with their orders costs a fixed
 //! number of backend calls instead of one per user.
 //!
-//! Loaders are created per GraphQL request, so nothing is cached across
-//! requests or callers.
+//! Loaders are created per GraphQL request with a cache of that request
+//! only, so nothing is cached across requests or callers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::api::Api;
 use crate::error::ApiError;
 use crate::model::{Order, User};
+
+/// The per-request loader of users, as resolvers find it in the context.
+pub type UserDataLoader = DataLoader<UserLoader, HashMapCache>;
+
+/// The per-request loader of each user's orders.
+pub type OrdersDataLoader = DataLoader<OrdersLoader, HashMapCache>;
 
 /// Loads users by id through `BatchGetUsers`.
 pub struct UserLoader {

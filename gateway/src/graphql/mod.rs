@@ -7,10 +7,11 @@ mod loaders;
 mod mutation;
 mod operation_span;
 pub mod playground;
+mod prefetch;
 mod query;
 
 use async_graphql::ParseRequestError;
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::http::parse_query_string;
 use async_graphql::{Context, EmptySubscription, Schema};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -142,18 +143,23 @@ pub async fn handle(
     let request = request
         .data(RequestId(request_id.clone()))
         .data(
-            DataLoader::new(
+            DataLoader::with_cache(
                 UserLoader {
                     api: api.clone(),
                     request_id: request_id.clone(),
                 },
                 spawn_in_current_span,
+                HashMapCache::default(),
             )
             .delay(BATCH_WINDOW),
         )
         .data(
-            DataLoader::new(OrdersLoader { api, request_id }, spawn_in_current_span)
-                .delay(BATCH_WINDOW),
+            DataLoader::with_cache(
+                OrdersLoader { api, request_id },
+                spawn_in_current_span,
+                HashMapCache::default(),
+            )
+            .delay(BATCH_WINDOW),
         );
 
     let span = operation_span::span_for(&request);

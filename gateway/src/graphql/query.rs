@@ -1,7 +1,6 @@
 //! GraphQL queries, connection types and the batched fields of `User` and
 //! `Order`.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 
 use super::{api, request_id};
@@ -12,7 +11,8 @@ use crate::model::{
     Order, OrderMetrics, OrderStatus, SortDirection, User, UserMetrics, UserStatus,
 };
 
-use super::loaders::{OrdersLoader, UserLoader, UserOrdersKey};
+use super::loaders::{OrdersDataLoader, UserDataLoader, UserOrdersKey};
+use super::prefetch;
 
 /// Most orders `User.orders` returns per user.
 const MAX_ORDERS_PER_USER: i32 = 100;
@@ -105,6 +105,7 @@ impl Query {
             .list_users(request_id(ctx), params)
             .await
             .map_err(ApiError::into_graphql)?;
+        prefetch::orders_of_page(ctx, &page.items, MAX_ORDERS_PER_USER).await;
         Ok(UserConnection {
             nodes: page.items,
             page_info: page_info(page.next_page_token),
@@ -145,6 +146,7 @@ impl Query {
             .list_orders(request_id(ctx), params)
             .await
             .map_err(ApiError::into_graphql)?;
+        prefetch::users_of_page(ctx, &page.items).await;
         Ok(OrderConnection {
             nodes: page.items,
             page_info: page_info(page.next_page_token),
@@ -177,7 +179,7 @@ impl User {
         ctx: &Context<'_>,
         #[graphql(desc = "1 to 100, default 10")] first: Option<i32>,
     ) -> Result<Vec<Order>> {
-        let limit = first.unwrap_or(10);
+        let limit = first.unwrap_or(prefetch::DEFAULT_ORDERS_PER_USER);
         if !(1..=MAX_ORDERS_PER_USER).contains(&limit) {
             return Err(ApiError::invalid_argument(format!(
                 "first: must be between 1 and {MAX_ORDERS_PER_USER}, got {limit}"
@@ -188,7 +190,7 @@ impl User {
             user_id: self.id.to_string(),
             limit,
         };
-        let loader = ctx.data_unchecked::<DataLoader<OrdersLoader>>();
+        let loader = ctx.data_unchecked::<OrdersDataLoader>();
         let orders = loader
             .load_one(key)
             .await
@@ -201,7 +203,7 @@ impl User {
 impl Order {
     /// The user who placed the order; null if the user was deleted.
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let loader = ctx.data_unchecked::<DataLoader<UserLoader>>();
+        let loader = ctx.data_unchecked::<UserDataLoader>();
         loader
             .load_one(self.user_id.to_string())
             .await
