@@ -82,6 +82,12 @@ struct Args {
     #[arg(long, env = "BENCH_COMMAND")]
     command: Option<String>,
 
+    /// Run only these scenarios, by key: grpc-direct, rest-uncached,
+    /// rest-cached, graphql-user, graphql-page, create-order,
+    /// rest-cached-untraced, rest-cached-many. Writes nothing.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+
     /// Check that every scenario runs, on a small data set for one second
     /// each: fails on any error or a scenario without a completed request,
     /// and writes nothing.
@@ -90,8 +96,11 @@ struct Args {
 }
 
 impl Args {
-    /// Applies the small settings of `--smoke`.
+    /// Applies the settings that `--smoke` and `--only` imply.
     fn resolved(mut self) -> Self {
+        if !self.only.is_empty() {
+            self.no_write = true;
+        }
         if self.smoke {
             self.users = 100;
             self.orders = 500;
@@ -117,6 +126,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(unknown) = args.only.iter().find(|key| {
+        !scenarios::ALL
+            .iter()
+            .any(|scenario| scenario.key == key.as_str())
+    }) {
+        bail!("unknown scenario {unknown:?} in --only");
+    }
     let repository = args
         .repository
         .canonicalize()
@@ -177,12 +193,16 @@ async fn measure(
         warmup: Duration::from_secs(args.warmup_secs),
         duration: Duration::from_secs(args.duration_secs),
     };
+    let selected: Vec<&scenarios::Scenario> = scenarios::ALL
+        .iter()
+        .filter(|scenario| args.only.is_empty() || args.only.iter().any(|key| key == scenario.key))
+        .collect();
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for (index, scenario) in scenarios::ALL.iter().enumerate() {
+    for (index, scenario) in selected.iter().enumerate() {
         println!(
             "==> [{}/{}] {} ({} s warm-up, {} s measured)",
             index + 1,
-            scenarios::ALL.len(),
+            selected.len(),
             scenario.name,
             args.warmup_secs,
             args.duration_secs

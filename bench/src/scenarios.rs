@@ -27,6 +27,8 @@ pub const PAGE_USERS: f64 = 50.0;
 
 pub struct Scenario {
     pub id: Id,
+    /// Name for `--only`.
+    pub key: &'static str,
     pub name: &'static str,
     /// The gateway under load; none for the direct gRPC baseline.
     pub gateway: Option<GatewayKind>,
@@ -38,6 +40,7 @@ pub struct Scenario {
 pub const ALL: [Scenario; 8] = [
     Scenario {
         id: Id::GrpcDirect,
+        key: "grpc-direct",
         name: "direct gRPC GetUser (user-svc)",
         gateway: None,
         wrk_scenario: "",
@@ -45,6 +48,7 @@ pub const ALL: [Scenario; 8] = [
     },
     Scenario {
         id: Id::RestUncached,
+        key: "rest-uncached",
         name: "REST GET /users/{id}, cache off",
         gateway: Some(GatewayKind::Uncached),
         wrk_scenario: "rest-user",
@@ -52,6 +56,7 @@ pub const ALL: [Scenario; 8] = [
     },
     Scenario {
         id: Id::RestCached,
+        key: "rest-cached",
         name: "REST GET /users/{id}, cache warm",
         gateway: Some(GatewayKind::Cached),
         wrk_scenario: "rest-user",
@@ -59,6 +64,7 @@ pub const ALL: [Scenario; 8] = [
     },
     Scenario {
         id: Id::GraphqlUser,
+        key: "graphql-user",
         name: "GraphQL user(id), cache warm",
         gateway: Some(GatewayKind::Cached),
         wrk_scenario: "graphql-user",
@@ -66,6 +72,7 @@ pub const ALL: [Scenario; 8] = [
     },
     Scenario {
         id: Id::GraphqlPage,
+        key: "graphql-page",
         name: "GraphQL 50 users with orders",
         gateway: Some(GatewayKind::Cached),
         wrk_scenario: "graphql-page",
@@ -73,6 +80,7 @@ pub const ALL: [Scenario; 8] = [
     },
     Scenario {
         id: Id::RestCreateOrder,
+        key: "create-order",
         name: "REST POST /orders (write)",
         gateway: Some(GatewayKind::Cached),
         wrk_scenario: "create-order",
@@ -80,6 +88,7 @@ pub const ALL: [Scenario; 8] = [
     },
     Scenario {
         id: Id::RestCachedUntraced,
+        key: "rest-cached-untraced",
         name: "REST GET /users/{id}, cache warm, telemetry off",
         gateway: Some(GatewayKind::Untraced),
         wrk_scenario: "rest-user",
@@ -87,6 +96,7 @@ pub const ALL: [Scenario; 8] = [
     },
     Scenario {
         id: Id::RestCachedMany,
+        key: "rest-cached-many",
         name: "REST GET /users/{id}, cache warm, many connections",
         gateway: Some(GatewayKind::ManyConnections),
         wrk_scenario: "rest-user",
