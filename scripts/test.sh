@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the Rust workspace against SQLite and then
 # PostgreSQL, then every deployment file checked by its own tool, then the
-# end-to-end suite (e2e/run.sh). On a Debian machine it installs and starts
-# what is missing: PostgreSQL, and the Redis that the gateway's cache tests
-# use at 127.0.0.1:6379; e2e/run.sh installs what the end-to-end suite needs.
+# end-to-end suite (e2e/run.sh), then a short run of every benchmark
+# scenario (no figures kept). On a Debian machine it installs and starts
+# what is missing: PostgreSQL, the Redis that the gateway's cache tests use
+# at 127.0.0.1:6379, and wrk; e2e/run.sh installs what the end-to-end suite
+# needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,3 +93,8 @@ fi
 
 echo "==> end-to-end suite"
 e2e/run.sh
+
+echo "==> benchmark smoke run"
+command -v wrk >/dev/null || install_packages wrk
+cargo build --locked -p gateway -p user-svc -p order-svc -p lintas-bench
+target/debug/lintas-bench --smoke --bin-dir target/debug
