@@ -162,12 +162,17 @@ fn checks(outcomes: &[Outcome]) -> Vec<Check> {
             met: cached.measured.p99_ms < 5.0,
         });
     }
-    if let Some(calls) = find(Id::GraphqlPage).and_then(|page| page.backend_calls_per_request) {
+    if let Some(page) = find(Id::GraphqlPage)
+        && let Some(calls) = page.backend_calls_per_request
+    {
+        // Requests still in flight when wrk stops have made their calls but
+        // are not counted as completed: allow two calls for each of them.
+        let in_flight = page.connections as f64 / page.measured.requests.max(1) as f64;
         checks.push(Check {
             name: "GraphQL page backend calls per request",
             measured: format!("{calls:.2}"),
-            target: "<= 2",
-            met: calls <= 2.0 + 1e-9,
+            target: "<= 2, plus the requests in flight at the end",
+            met: calls <= 2.0 * (1.0 + in_flight),
         });
     }
     if let Some(many) = find(Id::RestCachedMany) {
