@@ -122,7 +122,8 @@ impl Api {
         input: CreateUserInput,
         idempotency_key: Option<String>,
     ) -> Result<User, ApiError> {
-        let request = self.backends.request(
+        let retryable = idempotency_key.is_some();
+        let mut request = self.backends.request(
             "user.v1.UserService/CreateUser",
             request_id,
             user_pb::CreateUserRequest {
@@ -132,6 +133,7 @@ impl Api {
                 idempotency_key: idempotency_key.unwrap_or_default(),
             },
         );
+        mark_retryable(&mut request, retryable);
         let response = self.backends.users.clone().create_user(request).await?;
         Ok(response.into_inner().user.unwrap_or_default().into())
     }
@@ -297,6 +299,7 @@ impl Api {
         input: CreateOrderInput,
         idempotency_key: Option<String>,
     ) -> Result<Order, ApiError> {
+        let retryable = idempotency_key.is_some();
         let message = order_pb::CreateOrderRequest {
             user_id: input.user_id,
             items: input
@@ -312,9 +315,10 @@ impl Api {
             shipping_address: Some(address(input.shipping_address)),
             idempotency_key: idempotency_key.unwrap_or_default(),
         };
-        let request =
+        let mut request =
             self.backends
                 .request("order.v1.OrderService/CreateOrder", request_id, message);
+        mark_retryable(&mut request, retryable);
         let response = self.backends.orders.clone().create_order(request).await?;
         Ok(response.into_inner().order.unwrap_or_default().into())
     }
@@ -367,7 +371,8 @@ impl Api {
         input: PaymentInput,
         idempotency_key: Option<String>,
     ) -> Result<(Order, Payment), ApiError> {
-        let request = self.backends.request(
+        let retryable = idempotency_key.is_some();
+        let mut request = self.backends.request(
             "order.v1.OrderService/ProcessPayment",
             request_id,
             order_pb::ProcessPaymentRequest {
@@ -379,6 +384,7 @@ impl Api {
                 idempotency_key: idempotency_key.unwrap_or_default(),
             },
         );
+        mark_retryable(&mut request, retryable);
         let response = self
             .backends
             .orders
@@ -502,4 +508,14 @@ fn parse_instant(
             })
         })
         .transpose()
+}
+
+/// Lets the backend layer retry a write that carries an idempotency key:
+/// the service applies a repeated key once.
+fn mark_retryable<T>(request: &mut tonic::Request<T>, has_idempotency_key: bool) {
+    if has_idempotency_key {
+        request
+            .extensions_mut()
+            .insert(crate::resilience::RetryableWrite);
+    }
 }

@@ -1,5 +1,6 @@
 //! gRPC clients of the user and order services, with per-call timeouts,
-//! request-id propagation and a counter of calls per method.
+//! request-id propagation, a counter of calls per method, and the
+//! deadlines, retries and circuit breakers of [`crate::resilience`].
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::metrics::Metrics;
+use crate::resilience::{ResilienceMetrics, ResilienceSettings, Resilient};
 
 /// Connection settings of one backend.
 #[derive(Debug, Clone)]
@@ -21,14 +23,20 @@ pub struct BackendSettings {
     pub timeout: Duration,
     /// Upper bound on establishing the HTTP/2 connection.
     pub connect_timeout: Duration,
+    pub resilience: ResilienceSettings,
 }
+
+/// Client of the user service: retries and breaker, tracing, channel.
+pub type UserClient = UserServiceClient<Resilient<TracedChannel<Channel>>>;
+/// Client of the order service, with the same layers.
+pub type OrderClient = OrderServiceClient<Resilient<TracedChannel<Channel>>>;
 
 /// Clients of both backends. Cloning is cheap: clones share the HTTP/2
 /// connections.
 #[derive(Clone)]
 pub struct Backends {
-    pub users: UserServiceClient<TracedChannel<Channel>>,
-    pub orders: OrderServiceClient<TracedChannel<Channel>>,
+    pub users: UserClient,
+    pub orders: OrderClient,
     pub user_channel: Channel,
     pub order_channel: Channel,
     metrics: Metrics,
@@ -44,9 +52,18 @@ impl Backends {
     ) -> anyhow::Result<Self> {
         let user_channel = channel(users)?;
         let order_channel = channel(orders)?;
+        let resilience = ResilienceMetrics::new(metrics.registry())?;
+        let stack = |channel: &Channel, name, settings: &BackendSettings| {
+            Resilient::new(
+                TracedChannel::new(channel.clone(), None),
+                name,
+                &settings.resilience,
+                &resilience,
+            )
+        };
         Ok(Self {
-            users: UserServiceClient::new(TracedChannel::new(user_channel.clone(), None)),
-            orders: OrderServiceClient::new(TracedChannel::new(order_channel.clone(), None)),
+            users: UserServiceClient::new(stack(&user_channel, "users", users)),
+            orders: OrderServiceClient::new(stack(&order_channel, "orders", orders)),
             user_channel,
             order_channel,
             metrics,

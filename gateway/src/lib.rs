@@ -18,6 +18,7 @@ mod int64;
 mod metrics;
 mod model;
 mod request_id;
+mod resilience;
 mod rest;
 mod telemetry;
 
@@ -36,6 +37,7 @@ pub use cache::CacheSettings;
 #[doc(hidden)]
 pub use cache::FillPause;
 pub use graphql::QueryLimits;
+pub use resilience::ResilienceSettings;
 pub use rest::{DOCS_PATH, OPENAPI_PATH};
 
 use crate::api::Api;
@@ -50,6 +52,9 @@ use crate::metrics::Metrics;
 pub struct Settings {
     pub user_service: BackendSettings,
     pub order_service: BackendSettings,
+    /// Total time budget of one request; every backend call made for it
+    /// gets the time left as its gRPC deadline.
+    pub request_timeout: Duration,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     pub graphql_limits: QueryLimits,
@@ -63,10 +68,12 @@ impl Settings {
             url: url.to_owned(),
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            resilience: ResilienceSettings::default(),
         };
         Self {
             user_service: backend(user_service_url),
             order_service: backend(order_service_url),
+            request_timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
             graphql_limits: QueryLimits::default(),
             cache: CacheSettings::default(),
@@ -117,6 +124,10 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track_http,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.request_timeout,
+            resilience::deadline::limit,
         ))
         .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
         .layer(axum::middleware::from_fn(telemetry::trace_request))

@@ -36,6 +36,29 @@ struct Args {
     #[arg(long, env = "BACKEND_TIMEOUT_MS", default_value_t = 5000)]
     backend_timeout_ms: u64,
 
+    /// Total time budget of one request, in milliseconds; backend calls get
+    /// the time left as their gRPC deadline.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_ms: u64,
+
+    /// Most retries of a backend call that failed with UNAVAILABLE (reads,
+    /// and writes with an idempotency key); 0 turns retries off.
+    #[arg(long, env = "BACKEND_RETRY_MAX", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+    backend_retry_max: u32,
+
+    /// Retries allowed per 100 backend calls, over the last ten seconds.
+    #[arg(long, env = "BACKEND_RETRY_BUDGET_PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    backend_retry_budget_percent: u32,
+
+    /// Consecutive failed calls that open a backend's circuit.
+    #[arg(long, env = "BACKEND_BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    backend_breaker_failures: u32,
+
+    /// Time an open circuit fails calls fast before a probe call, in
+    /// milliseconds.
+    #[arg(long, env = "BACKEND_BREAKER_COOLDOWN_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    backend_breaker_cooldown_ms: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 65536)]
     max_body_bytes: usize,
@@ -97,6 +120,16 @@ async fn main() -> anyhow::Result<()> {
         gateway::Settings::with_backends(&args.user_service_url, &args.order_service_url);
     settings.user_service.timeout = Duration::from_millis(args.backend_timeout_ms);
     settings.order_service.timeout = Duration::from_millis(args.backend_timeout_ms);
+    settings.request_timeout = Duration::from_millis(args.request_timeout_ms);
+    let resilience = gateway::ResilienceSettings {
+        retry_max: args.backend_retry_max,
+        retry_ratio: args.backend_retry_budget_percent as f32 / 100.0,
+        breaker_failures: args.backend_breaker_failures,
+        breaker_cooldown: Duration::from_millis(args.backend_breaker_cooldown_ms),
+        ..gateway::ResilienceSettings::default()
+    };
+    settings.user_service.resilience = resilience.clone();
+    settings.order_service.resilience = resilience;
     settings.max_body_bytes = args.max_body_bytes;
     settings.cache = gateway::CacheSettings {
         enabled: args.cache_enabled,

@@ -175,7 +175,11 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(future.instrument(tracing::Span::current()))
+    let deadline = crate::resilience::deadline::current();
+    tokio::spawn(crate::resilience::deadline::scope(
+        deadline,
+        future.instrument(tracing::Span::current()),
+    ))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
