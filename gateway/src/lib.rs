@@ -8,6 +8,7 @@
 //! caches user lookups (`cache`) in Redis or in its memory.
 
 mod api;
+mod audit;
 mod backend;
 mod cache;
 mod error;
@@ -147,10 +148,13 @@ pub async fn serve(
     let address = listener.local_addr()?;
     tracing::info!(%address, user_service = %settings.user_service.url,
         order_service = %settings.order_service.url, "gateway listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("gateway server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("gateway server failed")?;
     tracing::info!("gateway stopped");
     Ok(())
 }

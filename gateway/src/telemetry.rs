@@ -2,9 +2,10 @@
 //! valid incoming W3C `traceparent` and starting a new trace otherwise, the
 //! trace context in every response, and one access-log line per request.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -12,6 +13,7 @@ use lintas_telemetry::propagation;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::audit;
 use crate::request_id::RequestId;
 
 /// Response header with the plain trace id, for clients and support tickets.
@@ -30,6 +32,12 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         .get::<RequestId>()
         .map(|id| id.0.clone())
         .unwrap_or_default();
+    let path = request.uri().path().to_owned();
+    let http_method = request.method().clone();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
 
     let span = tracing::info_span!(
         "http.server",
@@ -69,5 +77,16 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         %request_id,
         "request served"
     );
+    audit::record(&audit::Served {
+        method: &http_method,
+        route: &route,
+        path: &path,
+        status,
+        response_headers: response.headers(),
+        graphql: response.extensions().get::<audit::GraphqlMutation>(),
+        client,
+        trace_id: &trace_id,
+        request_id: &request_id,
+    });
     response
 }

@@ -163,9 +163,32 @@ pub async fn handle(
         );
 
     let span = operation_span::span_for(&request);
+    let mutation = operation_span::mutation_fields(&request);
     let mut response = state.schema.execute(request).instrument(span).await;
     label_validation_errors(&mut response);
-    GraphQLResponse::from(response).into_response()
+    let outcome = audit_outcome(&response);
+    let mut response = GraphQLResponse::from(response).into_response();
+    if let Some(fields) = mutation {
+        response
+            .extensions_mut()
+            .insert(crate::audit::GraphqlMutation { fields, outcome });
+    }
+    response
+}
+
+/// Returns `ok`, or the `extensions.code` of the response's first error.
+fn audit_outcome(response: &async_graphql::Response) -> String {
+    let Some(error) = response.errors.first() else {
+        return "ok".to_owned();
+    };
+    error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+        .map_or_else(
+            || "error".to_owned(),
+            |code| code.to_string().trim_matches('"').to_owned(),
+        )
 }
 
 /// Spawns a DataLoader batch inside the current span, so its backend calls

@@ -6,7 +6,10 @@
 //! name cannot change after the span starts.
 
 use async_graphql::parser::parse_query;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, OperationType, Selection,
+};
+use async_graphql::{Name, Positioned};
 
 /// Creates the span for `request`; a document that does not parse, or names
 /// no operation the request selects, gets a span named `graphql`.
@@ -31,14 +34,50 @@ pub fn is_mutation(request: &async_graphql::Request) -> bool {
     matches!(operation_of(request), Some(("mutation", _)))
 }
 
+/// Returns the root fields of the mutation the request runs, joined by
+/// commas (for example `createUser,updateUser`), or `None` when it runs no
+/// mutation.
+pub fn mutation_fields(request: &async_graphql::Request) -> Option<String> {
+    let document = parse_query(&request.query).ok()?;
+    let (_, operation) = selected_operation(&document, request.operation_name.as_deref())?;
+    if operation.node.ty != OperationType::Mutation {
+        return None;
+    }
+    let fields: Vec<&str> = operation
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .filter_map(|selection| match &selection.node {
+            Selection::Field(field) => Some(field.node.name.node.as_str()),
+            _ => None,
+        })
+        .collect();
+    Some(fields.join(","))
+}
+
 /// Finds the operation the request runs: the one it names, or the only one.
 fn operation_of(request: &async_graphql::Request) -> Option<(&'static str, Option<String>)> {
     let document = parse_query(&request.query).ok()?;
-    let (name, operation) = match &request.operation_name {
+    let (name, operation) = selected_operation(&document, request.operation_name.as_deref())?;
+    let kind = match operation.node.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    Some((kind, name.map(|name| name.to_string())))
+}
+
+fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    wanted: Option<&str>,
+) -> Option<(Option<&'a Name>, &'a Positioned<OperationDefinition>)> {
+    let (name, operation) = match wanted {
         Some(wanted) => document
             .operations
             .iter()
-            .find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted.as_str()))?,
+            .find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted))?,
         None => {
             let mut operations = document.operations.iter();
             match (operations.next(), operations.next()) {
@@ -47,12 +86,7 @@ fn operation_of(request: &async_graphql::Request) -> Option<(&'static str, Optio
             }
         }
     };
-    let kind = match operation.node.ty {
-        OperationType::Query => "query",
-        OperationType::Mutation => "mutation",
-        OperationType::Subscription => "subscription",
-    };
-    Some((kind, name.map(|name| name.to_string())))
+    Some((name, operation))
 }
 
 #[cfg(test)]
