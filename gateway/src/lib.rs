@@ -82,9 +82,28 @@ impl Settings {
     }
 }
 
-/// Builds the whole HTTP application.
+/// Builds the whole HTTP application: the routes, inside the layers that
+/// every request passes.
 pub fn app(settings: &Settings) -> anyhow::Result<Router> {
     let metrics = Metrics::new();
+    let router = routes(settings, &metrics)?
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track_http,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.request_timeout,
+            resilience::deadline::limit,
+        ))
+        .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
+        .layer(axum::middleware::from_fn(telemetry::trace_request))
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .layer(CatchPanicLayer::custom(panic_response));
+    Ok(router)
+}
+
+/// Builds every route with its state.
+fn routes(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Router> {
     let backends = Backends::connect_lazy(
         &settings.user_service,
         &settings.order_service,
@@ -121,19 +140,7 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
         )
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track_http,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            settings.request_timeout,
-            resilience::deadline::limit,
-        ))
-        .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
-        .layer(axum::middleware::from_fn(telemetry::trace_request))
-        .layer(axum::middleware::from_fn(request_id::assign))
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes));
     Ok(router)
 }
 
