@@ -11,6 +11,7 @@ mod api;
 mod audit;
 mod backend;
 mod cache;
+mod edge;
 mod error;
 mod graphql;
 mod health;
@@ -37,6 +38,7 @@ pub use backend::BackendSettings;
 pub use cache::CacheSettings;
 #[doc(hidden)]
 pub use cache::FillPause;
+pub use edge::cors::CorsSettings;
 pub use graphql::QueryLimits;
 pub use resilience::ResilienceSettings;
 pub use rest::{DOCS_PATH, OPENAPI_PATH};
@@ -60,6 +62,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub graphql_limits: QueryLimits,
     pub cache: CacheSettings,
+    /// Web pages that may call the API from their scripts; none by default.
+    pub cors: CorsSettings,
 }
 
 impl Settings {
@@ -78,15 +82,17 @@ impl Settings {
             max_body_bytes: 64 * 1024,
             graphql_limits: QueryLimits::default(),
             cache: CacheSettings::default(),
+            cors: CorsSettings::default(),
         }
     }
 }
 
-/// Builds the whole HTTP application: the routes, inside the layers that
-/// every request passes.
+/// Builds the whole HTTP application: the routes, inside the edge
+/// protections, inside the layers that every request passes.
 pub fn app(settings: &Settings) -> anyhow::Result<Router> {
     let metrics = Metrics::new();
-    let router = routes(settings, &metrics)?
+    let router = routes(settings, &metrics)?;
+    let router = with_edge_protections(router, settings)?
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track_http,
@@ -141,6 +147,16 @@ fn routes(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Router> {
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    Ok(router)
+}
+
+/// Wraps `router` in CORS. It runs inside the metrics and tracing layers,
+/// so preflight requests are counted and logged like any other.
+fn with_edge_protections(router: Router, settings: &Settings) -> anyhow::Result<Router> {
+    let mut router = router;
+    if let Some(cors) = edge::cors::layer(&settings.cors)? {
+        router = router.layer(cors);
+    }
     Ok(router)
 }
 

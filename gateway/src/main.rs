@@ -100,6 +100,17 @@ struct Args {
     #[arg(long, env = "CACHE_COOLDOWN_MS", default_value_t = 5000)]
     cache_cooldown_ms: u64,
 
+    /// Origins whose web pages may call the API, comma-separated, such as
+    /// https://app.example.com; `*` allows every origin. Unset: no CORS
+    /// headers, so browsers block cross-origin calls.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    cors_allowed_origins: Vec<String>,
+
+    /// Let those pages send cookies and HTTP authentication: on or off. Not
+    /// allowed with `*`.
+    #[arg(long, env = "CORS_ALLOW_CREDENTIALS", default_value = "off", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
+    cors_allow_credentials: bool,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -141,6 +152,10 @@ async fn main() -> anyhow::Result<()> {
         failure_threshold: args.cache_failure_threshold,
         cooldown: Duration::from_millis(args.cache_cooldown_ms),
         fill_pause: None,
+    };
+    settings.cors = gateway::CorsSettings {
+        allowed_origins: args.cors_allowed_origins,
+        allow_credentials: args.cors_allow_credentials,
     };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
