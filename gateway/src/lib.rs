@@ -64,6 +64,9 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// Web pages that may call the API from their scripts; none by default.
     pub cors: CorsSettings,
+    /// Whether clients reach the gateway over HTTPS, through a proxy that
+    /// terminates TLS. Then responses carry `Strict-Transport-Security`.
+    pub behind_tls: bool,
 }
 
 impl Settings {
@@ -83,12 +86,14 @@ impl Settings {
             graphql_limits: QueryLimits::default(),
             cache: CacheSettings::default(),
             cors: CorsSettings::default(),
+            behind_tls: false,
         }
     }
 }
 
 /// Builds the whole HTTP application: the routes, inside the edge
-/// protections, inside the layers that every request passes.
+/// protections, inside the layers that every request passes, inside the
+/// security headers.
 pub fn app(settings: &Settings) -> anyhow::Result<Router> {
     let metrics = Metrics::new();
     let router = routes(settings, &metrics)?;
@@ -105,7 +110,8 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
         .layer(axum::middleware::from_fn(telemetry::trace_request))
         .layer(axum::middleware::from_fn(request_id::assign))
         .layer(CatchPanicLayer::custom(panic_response));
-    Ok(router)
+    // Outermost, so that a panic's 500 gets the headers too.
+    Ok(edge::security_headers::apply(router, settings.behind_tls))
 }
 
 /// Builds every route with its state.

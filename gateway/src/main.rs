@@ -111,6 +111,11 @@ struct Args {
     #[arg(long, env = "CORS_ALLOW_CREDENTIALS", default_value = "off", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
     cors_allow_credentials: bool,
 
+    /// Whether clients reach the gateway over HTTPS, through a proxy that
+    /// terminates TLS: on or off. On sends Strict-Transport-Security.
+    #[arg(long, env = "BEHIND_TLS", default_value = "off", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
+    behind_tls: bool,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -157,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         allowed_origins: args.cors_allowed_origins,
         allow_credentials: args.cors_allow_credentials,
     };
+    settings.behind_tls = args.behind_tls;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

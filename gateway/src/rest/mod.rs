@@ -7,7 +7,10 @@ pub mod orders;
 pub mod users;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -17,6 +20,18 @@ use crate::api::Api;
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 /// Path of the interactive API page.
 pub const DOCS_PATH: &str = "/api/docs";
+
+/// Content Security Policy of the Swagger UI page. Its scripts and styles
+/// are files that the gateway serves, but Swagger UI sets inline `style`
+/// attributes and shows `data:` images.
+const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
+     script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; \
+     connect-src 'self'; \
+     base-uri 'none'; \
+     form-action 'none'; \
+     frame-ancestors 'none'";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,5 +69,21 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/metrics/orders", get(orders::metrics))
         .with_state(api);
 
-    routes.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, ApiDoc::openapi()))
+    let docs = Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, ApiDoc::openapi())).layer(
+        SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            docs_page_policy as fn(&Response) -> Option<HeaderValue>,
+        ),
+    );
+    routes.merge(docs)
+}
+
+/// Returns the policy of the Swagger UI page for its HTML responses. Its
+/// other files get the gateway's default policy.
+fn docs_page_policy(response: &Response) -> Option<HeaderValue> {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
+    is_html.then(|| HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY))
 }
