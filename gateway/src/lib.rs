@@ -46,6 +46,7 @@ pub use rest::{DOCS_PATH, OPENAPI_PATH};
 use crate::api::Api;
 use crate::backend::Backends;
 use crate::cache::UserCache;
+use crate::edge::load_shed::InFlightLimit;
 use crate::health::ReadinessState;
 use crate::metrics::Metrics;
 
@@ -67,6 +68,9 @@ pub struct Settings {
     /// Whether clients reach the gateway over HTTPS, through a proxy that
     /// terminates TLS. Then responses carry `Strict-Transport-Security`.
     pub behind_tls: bool,
+    /// Requests in progress at once, past which the gateway responds 503
+    /// at once. Probes and `/metrics` are not counted.
+    pub max_in_flight_requests: usize,
 }
 
 impl Settings {
@@ -87,6 +91,11 @@ impl Settings {
             cache: CacheSettings::default(),
             cors: CorsSettings::default(),
             behind_tls: false,
+            // 10,000 requests per second that take 10 ms each keep 100 in
+            // progress (Little's law), so shedding starts only when
+            // responses slow down and requests pile up. NOTE: an estimate,
+            // not measured under production traffic.
+            max_in_flight_requests: 1024,
         }
     }
 }
@@ -97,7 +106,7 @@ impl Settings {
 pub fn app(settings: &Settings) -> anyhow::Result<Router> {
     let metrics = Metrics::new();
     let router = routes(settings, &metrics)?;
-    let router = with_edge_protections(router, settings)?
+    let router = with_edge_protections(router, settings, &metrics)?
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track_http,
@@ -156,10 +165,21 @@ fn routes(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Router> {
     Ok(router)
 }
 
-/// Wraps `router` in CORS. It runs inside the metrics and tracing layers,
-/// so preflight requests are counted and logged like any other.
-fn with_edge_protections(router: Router, settings: &Settings) -> anyhow::Result<Router> {
+/// Wraps `router` in load shedding, then CORS. They run inside the metrics
+/// and tracing layers, so rejected and preflight requests are counted and
+/// logged like any other. CORS is outermost, so that a browser may read a
+/// 503, and no preflight request is shed.
+fn with_edge_protections(
+    router: Router,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> anyhow::Result<Router> {
     let mut router = router;
+    let in_flight = InFlightLimit::new(settings.max_in_flight_requests, metrics.clone())?;
+    router = router.layer(axum::middleware::from_fn_with_state(
+        in_flight,
+        edge::load_shed::shed,
+    ));
     if let Some(cors) = edge::cors::layer(&settings.cors)? {
         router = router.layer(cors);
     }

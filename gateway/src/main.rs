@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, RangedU64ValueParser};
 use lintas_telemetry::{LogFormat, TelemetryConfig};
 
 /// HTTP gateway: REST and GraphQL over the user and order gRPC services.
@@ -116,6 +116,11 @@ struct Args {
     #[arg(long, env = "BEHIND_TLS", default_value = "off", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
     behind_tls: bool,
 
+    /// Requests in progress at once; more get 503 at once. /healthz,
+    /// /readyz and /metrics are not counted.
+    #[arg(long, env = "MAX_IN_FLIGHT_REQUESTS", default_value_t = 1024, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_in_flight_requests: usize,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -163,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
         allow_credentials: args.cors_allow_credentials,
     };
     settings.behind_tls = args.behind_tls;
+    settings.max_in_flight_requests = args.max_in_flight_requests;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -29,6 +29,7 @@ pub struct Metrics {
     cache_invalidations: IntCounter,
     cache_lookup_duration: Histogram,
     cache_degraded: IntGauge,
+    requests_shed: IntCounter,
 }
 
 /// Result of looking up one key in the user cache.
@@ -119,6 +120,12 @@ impl Metrics {
             "1 while the user cache store is bypassed after failures, otherwise 0.",
         )
         .expect("metric definition is valid");
+        let requests_shed = IntCounter::new(
+            "gateway_requests_shed_total",
+            "HTTP requests rejected with 503 OVERLOADED because MAX_IN_FLIGHT_REQUESTS \
+             requests were in progress.",
+        )
+        .expect("metric definition is valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -127,6 +134,7 @@ impl Metrics {
             Box::new(cache_invalidations.clone()),
             Box::new(cache_lookup_duration.clone()),
             Box::new(cache_degraded.clone()),
+            Box::new(requests_shed.clone()),
         ] {
             registry
                 .register(collector)
@@ -142,6 +150,7 @@ impl Metrics {
             cache_invalidations,
             cache_lookup_duration,
             cache_degraded,
+            requests_shed,
         }
     }
 
@@ -173,6 +182,10 @@ impl Metrics {
 
     pub fn set_cache_degraded(&self, degraded: bool) {
         self.cache_degraded.set(i64::from(degraded));
+    }
+
+    pub fn record_shed_request(&self) {
+        self.requests_shed.inc();
     }
 
     /// Renders every metric in the Prometheus text format.
