@@ -5,7 +5,9 @@
 //! turns each request into calls to the user and order gRPC services
 //! (`backend`). Both facades share one set of backend operations (`api`) and
 //! one error mapping (`error`). The gateway stores no data of its own; it
-//! caches user lookups (`cache`) in Redis or in its memory.
+//! caches user lookups (`cache`) in Redis or in its memory. In front of the
+//! routes, `edge` applies CORS, security headers, load shedding and
+//! per-client rate limits.
 
 mod api;
 mod audit;
@@ -39,6 +41,7 @@ pub use cache::CacheSettings;
 #[doc(hidden)]
 pub use cache::FillPause;
 pub use edge::cors::CorsSettings;
+pub use edge::rate_limit::RateLimitSettings;
 pub use graphql::QueryLimits;
 pub use resilience::ResilienceSettings;
 pub use rest::{DOCS_PATH, OPENAPI_PATH};
@@ -47,6 +50,7 @@ use crate::api::Api;
 use crate::backend::Backends;
 use crate::cache::UserCache;
 use crate::edge::load_shed::InFlightLimit;
+use crate::edge::rate_limit::RateLimiter;
 use crate::health::ReadinessState;
 use crate::metrics::Metrics;
 
@@ -71,6 +75,11 @@ pub struct Settings {
     /// Requests in progress at once, past which the gateway responds 503
     /// at once. Probes and `/metrics` are not counted.
     pub max_in_flight_requests: usize,
+    /// Requests each client may send; unlimited by default.
+    pub rate_limit: RateLimitSettings,
+    /// Reverse proxies in front of the gateway that append the address of
+    /// their peer to `X-Forwarded-For`. 0 takes the TCP peer as the client.
+    pub trusted_proxy_hops: usize,
 }
 
 impl Settings {
@@ -96,6 +105,8 @@ impl Settings {
             // responses slow down and requests pile up. NOTE: an estimate,
             // not measured under production traffic.
             max_in_flight_requests: 1024,
+            rate_limit: RateLimitSettings::default(),
+            trusted_proxy_hops: 0,
         }
     }
 }
@@ -165,16 +176,30 @@ fn routes(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Router> {
     Ok(router)
 }
 
-/// Wraps `router` in load shedding, then CORS. They run inside the metrics
-/// and tracing layers, so rejected and preflight requests are counted and
-/// logged like any other. CORS is outermost, so that a browser may read a
-/// 503, and no preflight request is shed.
+/// Wraps `router` in the rate limit, then load shedding, then CORS. They
+/// run inside the metrics and tracing layers, so rejected and preflight
+/// requests are counted and logged like any other. Load shedding comes
+/// before the rate limit, so that a shed request costs no Redis call and no
+/// token. CORS is outermost, so that a browser may read a 429 or 503, and
+/// no preflight request is shed or limited.
 fn with_edge_protections(
     router: Router,
     settings: &Settings,
     metrics: &Metrics,
 ) -> anyhow::Result<Router> {
     let mut router = router;
+    let rate_limiter = RateLimiter::new(
+        &settings.rate_limit,
+        &settings.cache,
+        settings.trusted_proxy_hops,
+        metrics.clone(),
+    )?;
+    if let Some(rate_limiter) = rate_limiter {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            rate_limiter,
+            edge::rate_limit::limit,
+        ));
+    }
     let in_flight = InFlightLimit::new(settings.max_in_flight_requests, metrics.clone())?;
     router = router.layer(axum::middleware::from_fn_with_state(
         in_flight,

@@ -121,6 +121,22 @@ struct Args {
     #[arg(long, env = "MAX_IN_FLIGHT_REQUESTS", default_value_t = 1024, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_in_flight_requests: usize,
 
+    /// Requests per second that each client may sustain; 0 turns rate
+    /// limiting off. With REDIS_URL, all replicas share each client's limit.
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 0.0)]
+    rate_limit_per_second: f64,
+
+    /// Requests that a client may send at once after being idle; 0 means
+    /// one second's worth.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 0)]
+    rate_limit_burst: u32,
+
+    /// Reverse proxies in front of the gateway that append to
+    /// X-Forwarded-For. The client is the entry that the outermost one
+    /// appended; 0 takes the TCP peer and ignores the header.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    trusted_proxy_hops: usize,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -169,6 +185,11 @@ async fn main() -> anyhow::Result<()> {
     };
     settings.behind_tls = args.behind_tls;
     settings.max_in_flight_requests = args.max_in_flight_requests;
+    settings.rate_limit = gateway::RateLimitSettings {
+        per_second: args.rate_limit_per_second,
+        burst: args.rate_limit_burst,
+    };
+    settings.trusted_proxy_hops = args.trusted_proxy_hops;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -30,6 +30,7 @@ pub struct Metrics {
     cache_lookup_duration: Histogram,
     cache_degraded: IntGauge,
     requests_shed: IntCounter,
+    requests_rate_limited: IntCounter,
 }
 
 /// Result of looking up one key in the user cache.
@@ -126,6 +127,12 @@ impl Metrics {
              requests were in progress.",
         )
         .expect("metric definition is valid");
+        let requests_rate_limited = IntCounter::new(
+            "gateway_requests_rate_limited_total",
+            "HTTP requests rejected with 429 RATE_LIMITED because their client had no \
+             token left.",
+        )
+        .expect("metric definition is valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -135,6 +142,7 @@ impl Metrics {
             Box::new(cache_lookup_duration.clone()),
             Box::new(cache_degraded.clone()),
             Box::new(requests_shed.clone()),
+            Box::new(requests_rate_limited.clone()),
         ] {
             registry
                 .register(collector)
@@ -151,6 +159,7 @@ impl Metrics {
             cache_lookup_duration,
             cache_degraded,
             requests_shed,
+            requests_rate_limited,
         }
     }
 
@@ -186,6 +195,10 @@ impl Metrics {
 
     pub fn record_shed_request(&self) {
         self.requests_shed.inc();
+    }
+
+    pub fn record_rate_limited_request(&self) {
+        self.requests_rate_limited.inc();
     }
 
     /// Renders every metric in the Prometheus text format.
