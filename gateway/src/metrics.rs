@@ -163,13 +163,13 @@ impl Metrics {
         }
     }
 
-    /// Counts one gRPC call to a backend. `method` is a fixed RPC name such
-    /// as "user.v1.UserService/GetUser".
     /// Returns the registry, for metric families defined elsewhere.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
+    /// Counts one gRPC call to a backend. `method` is a fixed RPC name such
+    /// as "user.v1.UserService/GetUser".
     pub fn record_backend_call(&self, method: &'static str) {
         self.backend_calls.with_label_values(&[method]).inc();
     }

@@ -10,7 +10,7 @@ this project uses, so their own config validators cannot run here. These
 checks cover what the deployment depends on instead:
   - config.alloy parses as Alloy syntax (blocks, attributes, balanced
     brackets), every component it refers to is defined, and log lines get the
-    labels namespace, app and level only;
+    labels namespace, app, level and log_type (audit or app) only;
   - Loki keeps logs for 14 days and its compactor applies the retention;
   - Jaeger's pipelines use only defined receivers, processors, exporters and
     extensions, and it receives OTLP gRPC on 4317;
@@ -32,7 +32,8 @@ ALLOY_CONFIG = MONITORING / "base" / "logging" / "config.alloy"
 LOKI_CONFIG = MONITORING / "base" / "logging" / "loki-config.yaml"
 JAEGER_CONFIG = MONITORING / "base" / "tracing" / "jaeger-config.yaml"
 
-ALLOWED_LOG_LABELS = ["namespace", "app", "level"]
+# log_type has two values: "audit" for the gateway's audit lines, "app" otherwise.
+ALLOWED_LOG_LABELS = ["namespace", "app", "level", "log_type"]
 LOKI_RETENTION = "336h"  # 14 days
 EXPECTED_SAMPLING = {"dev": 1.0, "prod": 0.1}
 
@@ -224,7 +225,7 @@ def check_alloy(problems):
             if stage["name"] in ("stage.output", "stage.replace", "stage.pack"):
                 problems.append(f"config.alloy: {stage['name']} rewrites the log line, which must keep trace_id")
         if not any(stage["name"] == "stage.label_keep" for stage in stages):
-            problems.append("config.alloy: loki.process has no stage.label_keep limiting labels to namespace, app, level")
+            problems.append("config.alloy: loki.process has no stage.label_keep limiting labels to namespace, app, level, log_type")
 
     for block in blocks:
         if block["name"] == "discovery.relabel":
