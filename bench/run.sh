@@ -44,6 +44,13 @@ install_packages() {
     apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 }
 
+# Help needs neither the packages nor a release build.
+for argument in "$@"; do
+  if [[ $argument == --help || $argument == -h ]]; then
+    exec cargo run --quiet --locked -p lintas-bench -- --help
+  fi
+done
+
 install_packages
 
 # The many-connections scenario opens a thousand sockets on each side.

@@ -122,6 +122,7 @@ impl Api {
         input: CreateUserInput,
         idempotency_key: Option<String>,
     ) -> Result<User, ApiError> {
+        reject_empty_key(idempotency_key.as_deref())?;
         let retryable = idempotency_key.is_some();
         let mut request = self.backends.request(
             "user.v1.UserService/CreateUser",
@@ -299,6 +300,7 @@ impl Api {
         input: CreateOrderInput,
         idempotency_key: Option<String>,
     ) -> Result<Order, ApiError> {
+        reject_empty_key(idempotency_key.as_deref())?;
         let retryable = idempotency_key.is_some();
         let message = order_pb::CreateOrderRequest {
             user_id: input.user_id,
@@ -371,6 +373,7 @@ impl Api {
         input: PaymentInput,
         idempotency_key: Option<String>,
     ) -> Result<(Order, Payment), ApiError> {
+        reject_empty_key(idempotency_key.as_deref())?;
         let retryable = idempotency_key.is_some();
         let mut request = self.backends.request(
             "order.v1.OrderService/ProcessPayment",
@@ -517,5 +520,16 @@ fn mark_retryable<T>(request: &mut tonic::Request<T>, has_idempotency_key: bool)
         request
             .extensions_mut()
             .insert(crate::resilience::RetryableWrite);
+    }
+}
+
+/// Rejects an idempotency key that was sent empty: the services read an
+/// empty key as no key, so a retry would apply the write twice.
+fn reject_empty_key(key: Option<&str>) -> Result<(), ApiError> {
+    match key {
+        Some(key) if key.trim().is_empty() => Err(ApiError::invalid_argument(
+            "idempotency key: must not be empty; send 1 to 255 visible ASCII characters or no key",
+        )),
+        _ => Ok(()),
     }
 }

@@ -57,6 +57,7 @@ impl Backends {
             Resilient::new(
                 TracedChannel::new(channel.clone(), None),
                 name,
+                settings.timeout,
                 &settings.resilience,
                 &resilience,
             )

@@ -239,6 +239,7 @@ async fn request_budget_becomes_grpc_deadline() {
         started.elapsed()
     );
     let timeouts = fake.timeouts.lock().unwrap().clone();
+    assert_eq!(timeouts.len(), 1, "a timed-out call is not retried");
     assert!(!timeouts.is_empty());
     for timeout in timeouts {
         let millis: u64 = timeout.trim_end_matches('m').parse().unwrap();
@@ -330,4 +331,26 @@ async fn circuit_opens_on_outage_and_closes_after_restart() {
             "no transition to {to}"
         );
     }
+}
+
+#[tokio::test]
+async fn backend_timeout_caps_each_call() {
+    let (fake, url) = FakeUsers::start(Behaviour::Stall).await;
+    let gateway = Gateway::start(&url, |settings| {
+        settings.request_timeout = Duration::from_secs(10);
+        settings.user_service.timeout = Duration::from_millis(300);
+    })
+    .await;
+
+    let started = Instant::now();
+    let (status, body) = gateway.get_user(UNKNOWN_USER).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let timeouts = fake.timeouts.lock().unwrap().clone();
+    let millis: u64 = timeouts[0].trim_end_matches('m').parse().unwrap();
+    assert!((1..=300).contains(&millis), "grpc-timeout {}", timeouts[0]);
 }

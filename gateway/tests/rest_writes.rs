@@ -245,3 +245,24 @@ async fn stale_if_match_refreshes_cached_etag() {
     let response = platform.send(Method::GET, &path, None).await;
     assert_eq!(response.headers()["etag"], "\"2\"");
 }
+
+#[tokio::test]
+async fn empty_idempotency_key_is_rejected() {
+    let platform = common::start().await;
+    for key in ["", "   "] {
+        let response = platform
+            .client
+            .post(platform.url("/api/v1/users"))
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({ "name": "Eka", "email": "eka@example.com" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "INVALID_ARGUMENT", "{body}");
+    }
+    let (status, users) = platform.get("/api/v1/users").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(users["users"].as_array().unwrap().len(), 0, "{users}");
+}

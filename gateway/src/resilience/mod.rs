@@ -117,6 +117,8 @@ impl ResilienceMetrics {
 
 struct Policy {
     backend: &'static str,
+    /// Upper bound on one attempt, below the request's own deadline.
+    call_timeout: Duration,
     settings: ResilienceSettings,
     breaker: Arc<Breaker>,
     budget: TpsBudget,
@@ -134,6 +136,7 @@ impl<S> Resilient<S> {
     pub fn new(
         inner: S,
         backend: &'static str,
+        call_timeout: Duration,
         settings: &ResilienceSettings,
         metrics: &ResilienceMetrics,
     ) -> Self {
@@ -152,6 +155,7 @@ impl<S> Resilient<S> {
             inner,
             policy: Arc::new(Policy {
                 backend,
+                call_timeout,
                 settings: settings.clone(),
                 breaker: Arc::new(breaker),
                 budget,
@@ -272,6 +276,9 @@ impl Policy {
         if remaining.is_some_and(|remaining| remaining.is_zero()) {
             return Attempt::Done(Err(deadline_error()));
         }
+        let remaining = Some(remaining.map_or(self.call_timeout, |remaining| {
+            remaining.min(self.call_timeout)
+        }));
         let Some(permit) = self.breaker.admit() else {
             return Attempt::Done(Err(status_error(tonic::Status::unavailable(format!(
                 "{} backend is failing; its circuit is open",
@@ -373,6 +380,6 @@ fn status_error(status: tonic::Status) -> BoxError {
 
 fn deadline_error() -> BoxError {
     status_error(tonic::Status::deadline_exceeded(
-        "the request's time budget ran out before the backend answered",
+        "the backend did not respond within the call timeout or the request's time budget",
     ))
 }
