@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::time::Duration;
 
 use reqwest::{Client, Method, Response, StatusCode};
