@@ -37,9 +37,9 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use backend::BackendSettings;
-pub use cache::CacheSettings;
 #[doc(hidden)]
 pub use cache::FillPause;
+pub use cache::{CacheSettings, NearCacheSettings};
 pub use edge::cors::CorsSettings;
 pub use edge::rate_limit::RateLimitSettings;
 pub use graphql::QueryLimits;

@@ -100,6 +100,21 @@ struct Args {
     #[arg(long, env = "CACHE_COOLDOWN_MS", default_value_t = 5000)]
     cache_cooldown_ms: u64,
 
+    /// Keep users read from Redis in the gateway's memory as well, dropped
+    /// when Redis reports a write of them: on or off. Used only with
+    /// REDIS_URL.
+    #[arg(long, env = "NEAR_CACHE_ENABLED", default_value = "on", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
+    near_cache_enabled: bool,
+
+    /// Maximum lifetime of a user in the near cache, in milliseconds. It
+    /// bounds how long a lost Redis invalidation stays unseen.
+    #[arg(long, env = "NEAR_CACHE_TTL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    near_cache_ttl_ms: u64,
+
+    /// Maximum number of users in the near cache.
+    #[arg(long, env = "NEAR_CACHE_MAX_ENTRIES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    near_cache_max_entries: u64,
+
     /// Origins whose web pages may call the API, comma-separated, such as
     /// https://app.example.com; `*` allows every origin. Unset: no CORS
     /// headers, so browsers block cross-origin calls.
@@ -177,7 +192,13 @@ async fn main() -> anyhow::Result<()> {
         key_prefix: args.cache_key_prefix,
         failure_threshold: args.cache_failure_threshold,
         cooldown: Duration::from_millis(args.cache_cooldown_ms),
+        near_cache: gateway::NearCacheSettings {
+            enabled: args.near_cache_enabled,
+            ttl: Duration::from_millis(args.near_cache_ttl_ms),
+            max_entries: args.near_cache_max_entries,
+        },
         fill_pause: None,
+        near_fill_pause: None,
     };
     settings.cors = gateway::CorsSettings {
         allowed_origins: args.cors_allowed_origins,

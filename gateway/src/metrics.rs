@@ -31,12 +31,16 @@ pub struct Metrics {
     cache_degraded: IntGauge,
     requests_shed: IntCounter,
     requests_rate_limited: IntCounter,
+    near_cache_requests: IntCounterVec,
+    near_cache_invalidations: IntCounterVec,
+    near_cache_connected: IntGauge,
 }
 
 /// Result of looking up one key in the user cache.
 #[derive(Debug, Clone, Copy)]
 pub enum CacheResult {
-    /// The key contained an entry: a user, or a cached NOT_FOUND.
+    /// The key contained an entry: a user, or a cached NOT_FOUND. Includes
+    /// entries served by the near cache.
     Hit,
     /// The key was empty, so the user service was called.
     Miss,
@@ -55,6 +59,49 @@ impl CacheResult {
             Self::Miss => "miss",
             Self::Error => "error",
             Self::Bypass => "bypass",
+        }
+    }
+}
+
+/// Result of looking up one key in the near cache.
+#[derive(Debug, Clone, Copy)]
+pub enum NearCacheResult {
+    /// The near cache contained the entry, so Redis was not read.
+    Hit,
+    /// The near cache did not contain the entry, so Redis was read.
+    Miss,
+    /// The invalidation connection was down, so the near cache was skipped.
+    Bypass,
+}
+
+impl NearCacheResult {
+    const ALL: [Self; 3] = [Self::Hit, Self::Miss, Self::Bypass];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Bypass => "bypass",
+        }
+    }
+}
+
+/// What one invalidation message from Redis dropped from the near cache.
+#[derive(Debug, Clone, Copy)]
+pub enum InvalidationScope {
+    /// One key, counted once per key the message names.
+    Key,
+    /// Every key, after Redis dropped all tracked keys (`FLUSHALL`).
+    All,
+}
+
+impl InvalidationScope {
+    const ALL: [Self; 2] = [Self::Key, Self::All];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::All => "all",
         }
     }
 }
@@ -92,8 +139,9 @@ impl Metrics {
         let cache_requests = IntCounterVec::new(
             Opts::new(
                 "cache_requests_total",
-                "User cache lookups by result, one per key. Callers that share \
-                 another caller's lookup of the same key are not counted.",
+                "User cache lookups by result, one per key. A key served by the \
+                 near cache counts as a hit. Callers that share another caller's \
+                 lookup of the same key are not counted.",
             ),
             &["result"],
         )
@@ -133,6 +181,36 @@ impl Metrics {
              token left.",
         )
         .expect("metric definition is valid");
+        let near_cache_requests = IntCounterVec::new(
+            Opts::new(
+                "near_cache_requests_total",
+                "Lookups of the in-process near cache in front of Redis by result, \
+                 one per key and caller.",
+            ),
+            &["result"],
+        )
+        .expect("metric definition is valid");
+        for result in NearCacheResult::ALL {
+            near_cache_requests.with_label_values(&[result.label()]);
+        }
+        let near_cache_invalidations = IntCounterVec::new(
+            Opts::new(
+                "near_cache_invalidations_total",
+                "Invalidations received from Redis for the near cache: scope=key \
+                 counts keys, scope=all counts messages that drop every key.",
+            ),
+            &["scope"],
+        )
+        .expect("metric definition is valid");
+        for scope in InvalidationScope::ALL {
+            near_cache_invalidations.with_label_values(&[scope.label()]);
+        }
+        let near_cache_connected = IntGauge::new(
+            "near_cache_connected",
+            "1 while the near cache receives invalidations from Redis. 0 while it \
+             is bypassed, and when it is off.",
+        )
+        .expect("metric definition is valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -143,6 +221,9 @@ impl Metrics {
             Box::new(cache_degraded.clone()),
             Box::new(requests_shed.clone()),
             Box::new(requests_rate_limited.clone()),
+            Box::new(near_cache_requests.clone()),
+            Box::new(near_cache_invalidations.clone()),
+            Box::new(near_cache_connected.clone()),
         ] {
             registry
                 .register(collector)
@@ -160,6 +241,9 @@ impl Metrics {
             cache_degraded,
             requests_shed,
             requests_rate_limited,
+            near_cache_requests,
+            near_cache_invalidations,
+            near_cache_connected,
         }
     }
 
@@ -199,6 +283,25 @@ impl Metrics {
 
     pub fn record_rate_limited_request(&self) {
         self.requests_rate_limited.inc();
+    }
+
+    /// Counts `count` keys looked up in the near cache with `result`.
+    pub fn record_near_cache_requests(&self, result: NearCacheResult, count: usize) {
+        self.near_cache_requests
+            .with_label_values(&[result.label()])
+            .inc_by(count as u64);
+    }
+
+    /// Counts invalidations received for the near cache; `count` is the
+    /// number of keys for [`InvalidationScope::Key`].
+    pub fn record_near_cache_invalidations(&self, scope: InvalidationScope, count: usize) {
+        self.near_cache_invalidations
+            .with_label_values(&[scope.label()])
+            .inc_by(count as u64);
+    }
+
+    pub fn set_near_cache_connected(&self, connected: bool) {
+        self.near_cache_connected.set(i64::from(connected));
     }
 
     /// Renders every metric in the Prometheus text format.

@@ -48,6 +48,22 @@
 //!   or by a full in-process store, reopens the slow-read race for the
 //!   deleted user until the filled entry expires.
 //!
+//! # Near cache
+//!
+//! With Redis, each gateway also keeps the entries it recently read from
+//! Redis in a small in-process near cache (see `near`), and serves a hot
+//! user without a Redis round trip. Redis reports every write of a user
+//! key to every gateway over a dedicated connection (see `tracking`), and
+//! the gateway drops the key. A write through the gateway also drops the
+//! key from that gateway's own near cache before it responds, so reads
+//! through the same gateway keep the guarantee above. Another
+//! replica may serve the old user until Redis's invalidation reaches it;
+//! in the tests on one host it always had by the time the write's
+//! response arrived. Each entry also expires after the near cache's own
+//! short TTL, in case an invalidation is lost while the connection seems
+//! up. While the invalidation connection is down, the near cache is empty
+//! and bypassed.
+//!
 //! # Failures
 //!
 //! The cache never fails a request. Each store operation has a timeout
@@ -60,8 +76,10 @@ mod breaker;
 mod entry;
 mod flight;
 mod memory;
+mod near;
 mod redis_store;
 mod store;
+mod tracking;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -77,8 +95,10 @@ use self::breaker::{Admission, Breaker};
 use self::entry::{Entry, Write};
 use self::flight::{Claim, Flights, Lead, Outcome};
 use self::memory::MemoryStore;
+use self::near::NearCache;
 use self::redis_store::RedisStore;
 use self::store::{Store, StoreError};
+use self::tracking::Tracking;
 use crate::error::ApiError;
 use crate::metrics::{CacheResult, Metrics};
 
@@ -114,9 +134,44 @@ pub struct CacheSettings {
     pub failure_threshold: u32,
     /// How long the store is bypassed before one request probes it again.
     pub cooldown: Duration,
+    /// In-process cache in front of Redis. Used only with `redis_url`.
+    pub near_cache: NearCacheSettings,
     /// Test hook; see [`FillPause`].
     #[doc(hidden)]
     pub fill_pause: Option<FillPause>,
+    /// Test hook like `fill_pause`, run between a Redis read and the near
+    /// cache fill with its result.
+    #[doc(hidden)]
+    pub near_fill_pause: Option<FillPause>,
+}
+
+/// Settings of the near cache, which keeps users read from Redis in the
+/// gateway's memory and drops them when Redis reports a write.
+#[derive(Debug, Clone)]
+pub struct NearCacheSettings {
+    /// Whether the near cache is used when the cache has a Redis store.
+    pub enabled: bool,
+    /// Maximum lifetime of an entry. Redis invalidations normally drop a
+    /// changed entry much sooner. The TTL bounds how long an entry stays
+    /// stale when an invalidation is lost while the connection seems up.
+    pub ttl: Duration,
+    /// Maximum number of entries. Past it, moka evicts entries by its
+    /// TinyLFU policy.
+    pub max_entries: u64,
+}
+
+impl Default for NearCacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // Each hot user then costs one Redis read per 5 s per gateway,
+            // and a lost invalidation shows for at most 5 s.
+            ttl: Duration::from_secs(5),
+            // Room for a hot set of users. At a few hundred bytes per entry,
+            // that is a few megabytes.
+            max_entries: 10_000,
+        }
+    }
 }
 
 impl Default for CacheSettings {
@@ -134,7 +189,9 @@ impl Default for CacheSettings {
             key_prefix: "lintas".to_owned(),
             failure_threshold: 5,
             cooldown: Duration::from_secs(5),
+            near_cache: NearCacheSettings::default(),
             fill_pause: None,
+            near_fill_pause: None,
         }
     }
 }
@@ -154,6 +211,7 @@ impl fmt::Debug for CacheSettings {
             .field("key_prefix", &self.key_prefix)
             .field("failure_threshold", &self.failure_threshold)
             .field("cooldown", &self.cooldown)
+            .field("near_cache", &self.near_cache)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +242,11 @@ pub struct UserCache {
 
 struct Inner {
     store: Box<dyn Store>,
+    /// `None` without Redis or when turned off.
+    near: Option<Arc<NearCache>>,
+    /// Keeps the near cache's invalidation connection up. Dropping it stops
+    /// the connection.
+    _tracking: Option<Tracking>,
     breaker: Breaker,
     flights: Flights,
     metrics: Metrics,
@@ -193,6 +256,7 @@ struct Inner {
     operation_timeout: Duration,
     fill_deadline: Duration,
     fill_pause: Option<FillPause>,
+    near_fill_pause: Option<FillPause>,
 }
 
 impl UserCache {
@@ -217,17 +281,29 @@ impl UserCache {
             Some(url) => Box::new(RedisStore::new(url)?),
             None => Box::new(MemoryStore::new()),
         };
+        let (near, tracking) = match &settings.redis_url {
+            Some(url) if settings.near_cache.enabled => {
+                let (near, tracking) = start_near_cache(url, settings, &metrics)?;
+                (Some(near), Some(tracking))
+            }
+            _ => (None, None),
+        };
         tracing::info!(
             store = if settings.redis_url.is_some() { "redis" } else { "memory" },
             redis_url = settings.redis_url.as_deref().map(without_credentials),
             ttl_secs = settings.ttl.as_secs(),
             key_prefix = %settings.key_prefix,
+            near_cache = near.is_some(),
+            near_cache_ttl_ms = settings.near_cache.ttl.as_millis(),
+            near_cache_max_entries = settings.near_cache.max_entries,
             "user cache enabled"
         );
 
         let max_entry_lifetime = settings.ttl.max(settings.negative_ttl).max(TOMBSTONE_TTL);
         let inner = Inner {
             store,
+            near,
+            _tracking: tracking,
             breaker: Breaker::new(
                 settings.failure_threshold,
                 settings.cooldown,
@@ -242,6 +318,7 @@ impl UserCache {
             operation_timeout: settings.redis_timeout,
             fill_deadline: MAX_FILL_DELAY.min(settings.ttl / 2),
             fill_pause: settings.fill_pause.clone(),
+            near_fill_pause: settings.near_fill_pause.clone(),
         };
         Ok(Self {
             inner: Some(Arc::new(inner)),
@@ -261,6 +338,11 @@ impl UserCache {
         let Some(key) = inner.key(id) else {
             return fetch().await;
         };
+        // A near-cache hit skips single-flight, because it costs no round
+        // trip.
+        if let Some(entry) = inner.near_hit(&key) {
+            return Ok(entry.into_user());
+        }
         match inner.flights.claim(key) {
             Claim::Follow(follower) => match follower.wait().await {
                 Some(outcome) => outcome,
@@ -397,6 +479,7 @@ impl Inner {
         // Ids that are not UUIDs go to the user service uncached, which
         // rejects them as it does without the cache.
         let mut uncacheable = Vec::new();
+        let mut near_users = Vec::new();
         let mut leads = Vec::new();
         let mut followers = Vec::new();
         let mut seen = HashSet::new();
@@ -408,6 +491,10 @@ impl Inner {
             if !seen.insert(key.clone()) {
                 continue;
             }
+            if let Some(entry) = self.near_hit(&key) {
+                near_users.extend(entry.into_user());
+                continue;
+            }
             match self.flights.claim(key) {
                 Claim::Lead(lead) => leads.push((lead, id)),
                 Claim::Follow(follower) => followers.push((follower, id)),
@@ -417,6 +504,7 @@ impl Inner {
         // Finish the keys this call leads before waiting for other callers'
         // keys, so two batches that wait on each other cannot deadlock.
         let mut users = self.lead_many(leads, uncacheable, &fetch).await?;
+        users.append(&mut near_users);
 
         let mut orphaned = Vec::new();
         for (follower, id) in followers {
@@ -520,16 +608,34 @@ impl Inner {
         Ok(users)
     }
 
+    /// Returns the near cache's entry of `key`, counted as a cache hit.
+    /// `None` on a near-cache miss, and always without a near cache.
+    fn near_hit(&self, key: &str) -> Option<Entry> {
+        let entry = self.near.as_ref()?.get(key)?;
+        self.metrics.record_cache_requests(CacheResult::Hit, 1);
+        Some(entry)
+    }
+
     /// Reads `keys` unless the breaker bypasses the store, and counts each
-    /// key as a hit, miss, error or bypass. `None` when the store was not
-    /// read.
+    /// key as a hit, miss, error or bypass. Fills the near cache with the
+    /// entries found. `None` when the store was not read.
     async fn read(&self, keys: &[String]) -> Option<Vec<Option<Entry>>> {
+        // NOTE: only Redis reads fill the near cache, so it drains within
+        // its TTL while the breaker bypasses Redis. Under overload, Redis
+        // timeouts open the breaker and hot users then go to the user
+        // service.
         if !self.admit().await {
             self.metrics
                 .record_cache_requests(CacheResult::Bypass, keys.len());
             return None;
         }
 
+        // Taken before the read, so that a fill loses to an invalidation
+        // that arrives while the read is in flight.
+        let tickets: Option<Vec<_>> = self
+            .near
+            .as_ref()
+            .map(|near| keys.iter().map(|key| near.ticket(key)).collect());
         let started = Instant::now();
         let result = self.timed(self.store.get(keys)).await;
         self.metrics.observe_cache_lookup(started.elapsed());
@@ -540,6 +646,9 @@ impl Inner {
                 self.metrics.record_cache_requests(CacheResult::Hit, hits);
                 self.metrics
                     .record_cache_requests(CacheResult::Miss, keys.len() - hits);
+                if let Some(tickets) = tickets {
+                    self.fill_near(keys, &entries, tickets).await;
+                }
                 Some(entries)
             }
             Err(error) => {
@@ -571,6 +680,35 @@ impl Inner {
                 self.breaker.probe_failed(&error.to_string());
                 false
             }
+        }
+    }
+
+    /// Stores the entries a Redis read found in the near cache, each unless
+    /// its ticket is void.
+    async fn fill_near(
+        &self,
+        keys: &[String],
+        entries: &[Option<Entry>],
+        tickets: Vec<Option<near::FillTicket>>,
+    ) {
+        let Some(near) = &self.near else {
+            return;
+        };
+        let fills: Vec<_> = keys
+            .iter()
+            .zip(entries)
+            .zip(tickets)
+            .filter_map(|((key, entry), ticket)| Some((key, entry.as_ref()?, ticket?)))
+            .collect();
+        if fills.is_empty() {
+            return;
+        }
+        if let Some(pause) = &self.near_fill_pause {
+            let keys = fills.iter().map(|(key, _, _)| (*key).clone()).collect();
+            (pause.0)(keys).await;
+        }
+        for (key, entry, ticket) in fills {
+            near.fill(key, entry.clone(), ticket);
         }
     }
 
@@ -625,7 +763,18 @@ impl Inner {
         };
         self.flights.forget(&key);
         self.metrics.record_cache_invalidation();
+        self.write_store(key.clone(), write).await;
 
+        // After the store write, so that a near-cache fill whose Redis read
+        // may have preceded the write is discarded, even when Redis's
+        // invalidation of the write has not arrived yet.
+        if let Some(near) = &self.near {
+            near.invalidate(&key);
+        }
+    }
+
+    /// Writes an invalidation to the store, or hands it to the breaker.
+    async fn write_store(&self, key: String, write: Write) {
         if !self.breaker.is_closed() {
             self.breaker.defer(key, write, None);
             return;
@@ -654,6 +803,35 @@ impl Inner {
         tracing::debug!(%error, "cache store operation failed");
         self.breaker.record_failure(&error.to_string());
     }
+}
+
+/// Creates the near cache and starts its invalidation connection.
+fn start_near_cache(
+    url: &str,
+    settings: &CacheSettings,
+    metrics: &Metrics,
+) -> anyhow::Result<(Arc<NearCache>, Tracking)> {
+    let near_settings = &settings.near_cache;
+    anyhow::ensure!(
+        !near_settings.ttl.is_zero(),
+        "near cache TTL must be above zero; turn the near cache off instead"
+    );
+    anyhow::ensure!(
+        near_settings.max_entries > 0,
+        "near cache maximum entries must be above zero; turn the near cache off instead"
+    );
+    let near = Arc::new(NearCache::new(
+        near_settings.ttl,
+        near_settings.max_entries,
+        metrics.clone(),
+    ));
+    let tracking = Tracking::spawn(
+        url,
+        &settings.key_prefix,
+        Arc::clone(&near),
+        metrics.clone(),
+    )?;
+    Ok((near, tracking))
 }
 
 /// Shortens `ttl` by a random 0 to 10 %, so that entries filled at the same
