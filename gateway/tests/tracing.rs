@@ -12,11 +12,54 @@ use serde_json::json;
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
+const NEAR_CACHE_HITS: &str = "near_cache_requests_total{result=\"hit\"}";
+
 fn span_named<'a>(spans: &'a [ReceivedSpan], trace_id: &str, name: &str) -> Vec<&'a ReceivedSpan> {
     spans
         .iter()
         .filter(|span| span.trace_id == trace_id && span.name == name)
         .collect()
+}
+
+/// Reads one user through a gateway with the shared Redis until a read is
+/// a near-cache hit. Returns the trace ids of the reads before it and of
+/// the hit.
+async fn read_until_near_hit() -> (Vec<String>, String) {
+    let platform = common::start_with(|gateway| {
+        gateway.cache.redis_url = Some("redis://127.0.0.1:6379".to_owned());
+        gateway.cache.key_prefix = format!("lintas-test-{}", uuid::Uuid::new_v4());
+    })
+    .await;
+    for _ in 0..100 {
+        if platform.metric("near_cache_connected").await == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let user = platform.create_user("Dewi", "dewi@example.com").await;
+    let path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+
+    let mut redis_traces = Vec::new();
+    for _ in 0..20 {
+        let hits = platform.metric(NEAR_CACHE_HITS).await;
+        let response = platform
+            .client
+            .get(platform.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let trace = response.headers()["x-trace-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        if platform.metric(NEAR_CACHE_HITS).await > hits {
+            return (redis_traces, trace);
+        }
+        redis_traces.push(trace);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no near-cache hit within 20 reads");
 }
 
 fn parent_of<'a>(spans: &'a [ReceivedSpan], child: &ReceivedSpan) -> Option<&'a ReceivedSpan> {
@@ -96,6 +139,11 @@ async fn requests_are_traced_across_services() {
     assert_eq!(fresh_trace.len(), 32);
     assert_ne!(fresh_trace, CALLER_TRACE);
 
+    // Reads of one user through a gateway with Redis: the first ones read
+    // Redis, and once the near cache contains the user, a read makes no
+    // Redis call.
+    let (redis_traces, near_trace) = read_until_near_hit().await;
+
     drop(platform);
     telemetry.shutdown().await;
 
@@ -147,6 +195,24 @@ async fn requests_are_traced_across_services() {
     assert!(
         !span_named(&spans, &rest_trace, "db.orders.create").is_empty(),
         "order insert span missing"
+    );
+
+    // Near cache: a Redis span under the reads that went to Redis, none
+    // under the near-cache hit.
+    let spans = otlp
+        .wait_for(Duration::from_secs(10), |spans| {
+            !span_named(spans, &near_trace, "GET /api/v1/users/{id}").is_empty()
+        })
+        .await;
+    assert!(
+        redis_traces
+            .iter()
+            .any(|trace| !span_named(&spans, trace, "redis MGET").is_empty()),
+        "no redis MGET span under the reads before the near-cache hit"
+    );
+    assert!(
+        span_named(&spans, &near_trace, "redis MGET").is_empty(),
+        "the near-cache hit made a Redis span"
     );
 
     // GraphQL: the operation span and the batched backend calls share the trace.

@@ -5,6 +5,7 @@
 
 pub mod redis_server;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, Method, Response, StatusCode};
@@ -16,9 +17,12 @@ pub struct Platform {
     pub base: String,
     /// gRPC URL of the user service, for writes that bypass the gateway.
     pub user_url: String,
+    order_url: String,
     pub client: Client,
+    /// Stops what this value started: the whole platform, or one gateway
+    /// from [`Platform::start_gateway`].
     stop: watch::Sender<bool>,
-    _data: tempfile::TempDir,
+    _data: Arc<tempfile::TempDir>,
 }
 
 impl Drop for Platform {
@@ -84,18 +88,46 @@ pub async fn start_with(adjust: impl FnOnce(&mut gateway::Settings)) -> Platform
     let platform = Platform {
         base,
         user_url: user_url.clone(),
-        client: Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap(),
+        order_url,
+        client: http_client(),
         stop,
-        _data: data,
+        _data: Arc::new(data),
     };
     platform.wait_ready().await;
     platform
 }
 
+fn http_client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
 impl Platform {
+    /// Starts another gateway in front of this platform's services, as a
+    /// second replica would run. Dropping the returned value stops only that
+    /// gateway. Keep `self` alive while it is in use.
+    pub async fn start_gateway(&self, adjust: impl FnOnce(&mut gateway::Settings)) -> Platform {
+        let (stop, receiver) = watch::channel(false);
+        let listener = loopback().await;
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut settings = gateway::Settings::with_backends(&self.user_url, &self.order_url);
+        adjust(&mut settings);
+        tokio::spawn(gateway::serve(listener, settings, stopped(&receiver)));
+
+        let gateway = Platform {
+            base,
+            user_url: self.user_url.clone(),
+            order_url: self.order_url.clone(),
+            client: http_client(),
+            stop,
+            _data: Arc::clone(&self._data),
+        };
+        gateway.wait_ready().await;
+        gateway
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
