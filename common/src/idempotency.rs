@@ -15,7 +15,7 @@ use crate::database::{Param, SqlBuilder};
 use crate::validation::FieldViolation;
 
 /// Maximum key length accepted.
-const MAX_KEY_LEN: usize = 255;
+pub const MAX_KEY_LEN: usize = 255;
 
 /// A checked key and the fingerprint of the request it came with.
 #[derive(Debug, Clone)]

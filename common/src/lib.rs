@@ -3,11 +3,13 @@
 //! This crate owns process-level plumbing (shutdown signals, the service run loop,
 //! the standard gRPC health and reflection services), the request metadata
 //! that every response carries, signed page tokens, and field validation
-//! errors. It contains no business rules, which live in each service.
+//! errors. It contains no business rules, which live in each service, except
+//! the field limits (`limits`) that the gateway's API document publishes.
 
 pub mod database;
 pub mod grpc;
 pub mod idempotency;
+pub mod limits;
 pub mod metadata;
 pub mod page_token;
 pub mod process;

@@ -25,7 +25,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Maximum token length accepted; real tokens are well under 1 KiB.
-const MAX_TOKEN_LEN: usize = 2048;
+pub const MAX_TOKEN_LEN: usize = 2048;
 
 /// Reasons a page token is rejected. Each maps to `INVALID_ARGUMENT`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

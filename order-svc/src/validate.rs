@@ -12,6 +12,11 @@ use std::str::FromStr;
 
 use iso_currency::Currency;
 use lintas_common::idempotency::IdempotencyKey;
+use lintas_common::limits::order::{
+    MAX_ADDRESS_LINE_CHARS, MAX_CITY_CHARS, MAX_ITEMS, MAX_PAYMENT_TOKEN_CHARS,
+    MAX_POSTAL_CODE_CHARS, MAX_QUANTITY, MAX_REASON_CHARS, MAX_RECIPIENT_CHARS, MAX_REGION_CHARS,
+    MAX_SKU_CHARS, MAX_UNIT_PRICE,
+};
 use lintas_common::time::timestamp_to_micros;
 use lintas_common::validation::{self, FieldViolation};
 use lintas_proto::common::v1::SortDirection;
@@ -24,17 +29,6 @@ use uuid::Uuid;
 
 use crate::lifecycle::Transition;
 
-const MAX_ITEMS: usize = 100;
-const MAX_SKU_CHARS: usize = 64;
-const MAX_QUANTITY: i32 = 10_000;
-const MAX_UNIT_PRICE: i64 = 1_000_000_000_000;
-const MAX_REASON_CHARS: usize = 500;
-const MAX_PAYMENT_TOKEN_CHARS: usize = 200;
-const MAX_RECIPIENT_CHARS: usize = 100;
-const MAX_ADDRESS_LINE_CHARS: usize = 200;
-const MAX_CITY_CHARS: usize = 100;
-const MAX_REGION_CHARS: usize = 100;
-const MAX_POSTAL_CODE_CHARS: usize = 20;
 const MAX_BATCH_USERS: usize = 100;
 const DEFAULT_LIMIT_PER_USER: i64 = 10;
 const MAX_LIMIT_PER_USER: i32 = 100;

@@ -3,6 +3,7 @@
 //! Every field is checked here, before anything is written, and a broken rule
 //! comes back as a [`FieldViolation`] naming the field.
 
+use lintas_common::limits::user::{MAX_EMAIL_CHARS, MAX_FILTER_CHARS, MAX_NAME_CHARS};
 use lintas_common::validation::{self, FieldViolation};
 use lintas_proto::common::v1::SortDirection;
 use lintas_proto::user::v1::{
@@ -10,10 +11,6 @@ use lintas_proto::user::v1::{
 };
 use uuid::Uuid;
 
-const MAX_NAME_CHARS: usize = 100;
-/// RFC 5321 limits a forward path to 256 octets, which leaves 254 for the address.
-const MAX_EMAIL_CHARS: usize = 254;
-const MAX_FILTER_CHARS: usize = 100;
 /// Largest number of ids in one `BatchGetUsers` call.
 pub const MAX_BATCH_IDS: usize = 100;
 
