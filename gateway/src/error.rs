@@ -15,6 +15,12 @@ use utoipa::ToSchema;
 /// Content type of problem details bodies (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` of a 503, in seconds.
+///
+/// NOTE: a fixed hint. The gateway does not know when a backend recovers;
+/// an open circuit breaker fails calls fast until its cooldown ends.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// A failure to report to a client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -151,9 +157,14 @@ impl From<tonic::Status> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.problem())).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         response
     }
 }

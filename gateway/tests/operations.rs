@@ -157,6 +157,7 @@ async fn backend_down_gives_fast_503() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "UNAVAILABLE");
     // Well under the 5 s backend timeout: a refused connection fails at once.
