@@ -38,6 +38,7 @@ pub struct UpdateUserInput {
 #[serde(deny_unknown_fields)]
 pub struct OrderItemInput {
     pub sku: String,
+    #[serde(deserialize_with = "crate::int64::deserialize_i32")]
     pub quantity: i32,
     /// Price of one unit in minor units.
     pub unit_price: Int64,

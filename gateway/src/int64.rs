@@ -1,7 +1,9 @@
 //! A 64-bit integer that travels as a JSON string, as the proto3 JSON
 //! mapping does, so that JavaScript clients never lose precision.
 //!
-//! Input accepts a JSON number or a decimal string; output is always a string.
+//! Input accepts a JSON integer or a decimal string; output is always a string.
+//! A JSON integer may be written with a zero fraction (`5.0`), which JSON
+//! Schema counts as an integer too, as long as a double represents it exactly.
 
 use std::fmt;
 
@@ -51,11 +53,60 @@ impl Visitor<'_> for Int64Visitor {
     }
 
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Int64, E> {
-        Err(E::custom(format!("{value} is not an integer")))
+        exact_integer(value).map(Int64).map_err(E::custom)
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Int64, E> {
         parse(value).map_err(E::custom)
+    }
+}
+
+/// Largest magnitude up to which every integer has an exact `f64`: 2^53.
+const MAX_EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+/// Converts a JSON number that serde read as a double, such as `5.0`, to
+/// the integer it spells.
+fn exact_integer(value: f64) -> Result<i64, String> {
+    if value.fract() != 0.0 || !value.is_finite() {
+        return Err(format!("{value} is not an integer"));
+    }
+    if value.abs() > MAX_EXACT_F64 {
+        return Err(format!(
+            "{value} is beyond 2^53, where a JSON number loses precision; send it as a decimal string"
+        ));
+    }
+    // Exact: the value is an integer within 2^53.
+    Ok(value as i64)
+}
+
+/// Deserializes an `i32` field from a JSON integer, also one written with a
+/// zero fraction (`5.0`). Unlike [`Int64`], it takes no strings.
+pub fn deserialize_i32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+    deserializer.deserialize_any(I32Visitor)
+}
+
+struct I32Visitor;
+
+impl Visitor<'_> for I32Visitor {
+    type Value = i32;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a 32-bit integer")
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<i32, E> {
+        i32::try_from(value)
+            .map_err(|_| E::custom(format!("{value} does not fit in a 32-bit signed integer")))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<i32, E> {
+        i32::try_from(value)
+            .map_err(|_| E::custom(format!("{value} does not fit in a 32-bit signed integer")))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<i32, E> {
+        let integer = exact_integer(value).map_err(E::custom)?;
+        self.visit_i64(integer)
     }
 }
 
@@ -121,8 +172,47 @@ mod tests {
     }
 
     #[test]
+    fn accepts_integers_with_zero_fraction() {
+        assert_eq!(
+            serde_json::from_str::<Int64>("65536.0").unwrap(),
+            Int64(65536)
+        );
+        assert_eq!(serde_json::from_str::<Int64>("-2.0").unwrap(), Int64(-2));
+        assert_eq!(serde_json::from_str::<Int64>("1e3").unwrap(), Int64(1000));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Quantity {
+        #[serde(deserialize_with = "deserialize_i32")]
+        value: i32,
+    }
+
+    #[test]
+    fn i32_accepts_zero_fraction_but_no_strings() {
+        let parse = |json: &str| serde_json::from_str::<Quantity>(json).map(|q| q.value);
+        assert_eq!(parse(r#"{"value": 308.0}"#).unwrap(), 308);
+        assert_eq!(parse(r#"{"value": -7}"#).unwrap(), -7);
+        for input in [
+            r#"{"value": 1.5}"#,
+            r#"{"value": "3"}"#,
+            r#"{"value": 2147483648}"#,
+            r#"{"value": null}"#,
+        ] {
+            assert!(parse(input).is_err(), "{input} was accepted");
+        }
+    }
+
+    #[test]
     fn rejects_fractions_overflow_and_text() {
-        for input in ["1.5", "9223372036854775808", "\"12a\"", "\"\"", "true"] {
+        for input in [
+            "1.5",
+            "9223372036854775808",
+            "9007199254740994.0",
+            "\"12a\"",
+            "\"\"",
+            "\"5.0\"",
+            "true",
+        ] {
             assert!(
                 serde_json::from_str::<Int64>(input).is_err(),
                 "{input} was accepted"

@@ -253,3 +253,48 @@ async fn order_metrics_follow_the_flow() {
         "{metrics}"
     );
 }
+
+/// JSON Schema counts `2.0` as an integer, so the OpenAPI document's
+/// `type: integer` fields accept it; a real fraction stays invalid.
+#[tokio::test]
+async fn integers_with_zero_fraction_accepted() {
+    let platform = start().await;
+    let user = platform.create_user("Ayu", "ayu@example.com").await;
+    let mut body = order_body(user["id"].as_str().unwrap(), 0);
+    body["items"][0]["quantity"] = json!(2.0);
+    body["items"][0]["unit_price"] = json!(1500.0);
+
+    let (status, order) = platform.post("/api/v1/orders", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["items"][0]["quantity"], 2);
+    assert_eq!(order["total"], "3000");
+
+    let (status, paid) = platform
+        .post(
+            &order_path(&order, "/payments"),
+            json!({
+                "amount": 3000.0,
+                "currency": "IDR",
+                "method": "CARD",
+                "payment_token": "tok_visa"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["payment"]["amount"], "3000");
+
+    body["items"][0]["quantity"] = json!(1.5);
+    let (status, problem) = platform.post("/api/v1/orders", body.clone()).await;
+    assert_problem(status, &problem, 400, "INVALID_ARGUMENT");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("items[0].quantity: "),
+        "{problem}"
+    );
+
+    body["items"][0]["quantity"] = json!("2");
+    let (status, problem) = platform.post("/api/v1/orders", body).await;
+    assert_problem(status, &problem, 400, "INVALID_ARGUMENT");
+}
