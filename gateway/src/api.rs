@@ -265,6 +265,9 @@ impl Api {
         })
     }
 
+    /// Lists a user's orders, newest first. Fails with NOT_FOUND when the
+    /// user does not exist, also after it was deleted, rather than listing
+    /// no orders.
     pub async fn orders_by_user(
         &self,
         request_id: &str,
@@ -278,16 +281,21 @@ impl Api {
             page_token: page_token.unwrap_or_default(),
         };
         check_page_size(message.page_size)?;
-        let request =
+        let list = async {
+            let request =
+                self.backends
+                    .request("order.v1.OrderService/GetOrdersByUser", request_id, message);
             self.backends
-                .request("order.v1.OrderService/GetOrdersByUser", request_id, message);
-        let response = self
-            .backends
-            .orders
-            .clone()
-            .get_orders_by_user(request)
-            .await?
-            .into_inner();
+                .orders
+                .clone()
+                .get_orders_by_user(request)
+                .await
+                .map(tonic::Response::into_inner)
+        };
+        // Both calls at once; the user's error, if any, comes first.
+        let (user, response) = tokio::join!(self.get_user(request_id, user_id), list);
+        user?;
+        let response = response?;
         Ok(Page {
             items: response.orders.into_iter().map(Order::from).collect(),
             next_page_token: response.next_page_token,

@@ -54,6 +54,28 @@ async fn user_crud_round_trip() {
 }
 
 #[tokio::test]
+async fn deleted_user_orders_not_found() {
+    let platform = start().await;
+    let user = platform.create_user("Budi", "budi@example.com").await;
+    let orders = format!("/api/v1/users/{}/orders", user["id"].as_str().unwrap());
+
+    let (status, page) = platform.get(&orders).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["orders"], json!([]));
+
+    let (status, body) = platform
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{}", user["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = platform.get(&orders).await;
+    assert_problem(status, &body, 404, "NOT_FOUND");
+}
+
+#[tokio::test]
 async fn duplicate_email_is_conflict() {
     let platform = start().await;
     platform.create_user("Ada", "ada@example.com").await;
