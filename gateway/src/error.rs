@@ -43,7 +43,7 @@ pub struct Problem {
     #[schema(example = "Invalid argument")]
     pub title: String,
     /// HTTP status code.
-    #[schema(example = 400)]
+    #[schema(example = 400, minimum = 400, maximum = 599)]
     pub status: u16,
     /// Description of what failed and on which value.
     #[schema(example = "email: not a valid address")]

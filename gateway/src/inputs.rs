@@ -10,20 +10,24 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::int64::Int64;
 use crate::model::{OrderStatus, PaymentMethod, SortDirection, UserStatus};
+use crate::rest::schemas;
 
 #[derive(Debug, Clone, Deserialize, ToSchema, InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserInput {
-    /// 1 to 100 characters.
+    #[schema(schema_with = schemas::user_name)]
     pub name: String,
+    #[schema(schema_with = schemas::email)]
     pub email: String,
     /// ACTIVE when left out.
     #[serde(default)]
     pub status: Option<UserStatus>,
 }
 
-/// Fields to change; at least one is required.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema, InputObject)]
+/// Fields to change; at least one is required. A field that is missing or
+/// null keeps its value. The schema is written by hand in `rest::schemas`
+/// because "at least one non-null field" needs `anyOf`.
+#[derive(Debug, Clone, Default, Deserialize, InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserInput {
     #[serde(default)]
@@ -37,36 +41,47 @@ pub struct UpdateUserInput {
 #[derive(Debug, Clone, Deserialize, ToSchema, InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItemInput {
+    #[schema(schema_with = schemas::sku)]
     pub sku: String,
     #[serde(deserialize_with = "crate::int64::deserialize_i32")]
+    #[schema(schema_with = schemas::quantity)]
     pub quantity: i32,
-    /// Price of one unit in minor units.
+    #[schema(schema_with = schemas::unit_price)]
     pub unit_price: Int64,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {
+    #[schema(schema_with = schemas::recipient)]
     pub recipient: String,
+    #[schema(schema_with = schemas::address_line1)]
     pub line1: String,
     #[serde(default)]
     #[graphql(default)]
+    #[schema(schema_with = schemas::address_line2)]
     pub line2: String,
+    #[schema(schema_with = schemas::city)]
     pub city: String,
     #[serde(default)]
     #[graphql(default)]
+    #[schema(schema_with = schemas::region)]
     pub region: String,
+    #[schema(schema_with = schemas::postal_code)]
     pub postal_code: String,
-    /// ISO 3166-1 alpha-2 code.
+    #[schema(schema_with = schemas::country)]
     pub country: String,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderInput {
+    /// UUID of an ACTIVE user.
+    #[schema(format = Uuid)]
     pub user_id: String,
-    /// ISO 4217 code, for example "IDR".
+    #[schema(schema_with = schemas::currency)]
     pub currency: String,
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<OrderItemInput>,
     pub shipping_address: AddressInput,
 }
@@ -74,28 +89,28 @@ pub struct CreateOrderInput {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChangeInput {
-    /// SHIPPED, DELIVERED or CANCELLED. PAID is reached by paying.
+    #[schema(schema_with = schemas::status_change_target)]
     pub status: OrderStatus,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelInput {
-    /// Optional, at most 500 characters.
     #[serde(default)]
+    #[schema(schema_with = schemas::cancel_reason)]
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
-    /// Must equal the order's total.
+    #[schema(schema_with = schemas::payment_amount)]
     pub amount: Int64,
     /// Must equal the order's currency.
+    #[schema(schema_with = schemas::currency)]
     pub currency: String,
     pub method: PaymentMethod,
-    /// Token from the payment provider. The built-in test provider declines
-    /// tokens that start with "tok_decline".
+    #[schema(schema_with = schemas::payment_token)]
     pub payment_token: String,
 }
 
@@ -122,13 +137,13 @@ pub enum OrderOrderField {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UserListParams {
-    /// 1 to 100, default 20. Larger values are rejected.
+    #[param(schema_with = schemas::page_size)]
     pub page_size: Option<i32>,
-    /// `next_page_token` of the previous page.
+    #[param(schema_with = schemas::page_token)]
     pub page_token: Option<String>,
-    /// Case-insensitive substring of the name.
+    #[param(schema_with = schemas::name_filter)]
     pub name_contains: Option<String>,
-    /// Case-insensitive substring of the email address.
+    #[param(schema_with = schemas::email_filter)]
     pub email_contains: Option<String>,
     pub status: Option<UserStatus>,
     /// created_at (default, newest first), name or email.
@@ -142,18 +157,21 @@ pub struct UserListParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OrderListParams {
-    /// 1 to 100, default 20. Larger values are rejected.
+    #[param(schema_with = schemas::page_size)]
     pub page_size: Option<i32>,
-    /// `next_page_token` of the previous page.
+    #[param(schema_with = schemas::page_token)]
     pub page_token: Option<String>,
+    #[param(schema_with = schemas::user_id_filter)]
     pub user_id: Option<String>,
     pub status: Option<OrderStatus>,
     /// RFC 3339 instant; orders created at or after it.
+    #[param(format = DateTime)]
     pub created_after: Option<String>,
-    /// RFC 3339 instant; orders created before it.
+    /// RFC 3339 instant; orders created before it, which must be later
+    /// than `created_after`.
+    #[param(format = DateTime)]
     pub created_before: Option<String>,
-    /// Orders whose total is at least this many minor units.
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schemas::min_total)]
     pub min_total: Option<Int64>,
     /// created_at (default, newest first), total or updated_at.
     pub order_by: Option<OrderOrderField>,
@@ -166,8 +184,8 @@ pub struct OrderListParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// 1 to 100, default 20. Larger values are rejected.
+    #[param(schema_with = schemas::page_size)]
     pub page_size: Option<i32>,
-    /// `next_page_token` of the previous page.
+    #[param(schema_with = schemas::page_token)]
     pub page_token: Option<String>,
 }

@@ -61,14 +61,16 @@ pub enum SortDirection {
 #[graphql(complex)]
 pub struct User {
     /// UUID of the user.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Uuid)]
     pub id: async_graphql::ID,
     pub name: String,
     pub email: String,
     pub status: UserStatus,
     /// RFC 3339 instant.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339 instant.
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// Starts at 1 and grows by one with every update.
     pub version: Int64,
@@ -96,7 +98,7 @@ pub struct Address {
 
 #[derive(Debug, Clone, Serialize, ToSchema, SimpleObject)]
 pub struct Payment {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Uuid)]
     pub id: async_graphql::ID,
     /// Amount in minor units.
     pub amount: Int64,
@@ -105,15 +107,16 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// Reason the charge was declined; empty unless the status is FAILED.
     pub failure_reason: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, SimpleObject)]
 #[graphql(complex)]
 pub struct Order {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Uuid)]
     pub id: async_graphql::ID,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Uuid)]
     pub user_id: async_graphql::ID,
     pub items: Vec<OrderItem>,
     /// ISO 4217 code.
@@ -126,7 +129,9 @@ pub struct Order {
     /// True once a paid order was cancelled and its payment refunded.
     pub refunded: bool,
     pub cancel_reason: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub version: Int64,
 }

@@ -65,6 +65,77 @@ async fn openapi_document_and_docs_page() {
     );
 }
 
+/// Collects every `$ref` in `value`.
+fn collect_refs<'a>(value: &'a Value, refs: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                refs.push(target);
+            }
+            map.values().for_each(|child| collect_refs(child, refs));
+        }
+        Value::Array(items) => items.iter().for_each(|child| collect_refs(child, refs)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn openapi_references_resolve() {
+    let platform = start().await;
+    let (_, document) = platform.get(gateway::OPENAPI_PATH).await;
+    let mut refs = Vec::new();
+    collect_refs(&document, &mut refs);
+    assert!(!refs.is_empty());
+    for target in refs {
+        let pointer = target.strip_prefix('#').unwrap_or(target);
+        assert!(
+            document.pointer(pointer).is_some(),
+            "unresolvable reference {target}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openapi_documents_every_error_status() {
+    let platform = start().await;
+    let (_, document) = platform.get(gateway::OPENAPI_PATH).await;
+    let paths = document["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = operation["responses"].as_object().unwrap();
+            let mut expected = vec!["429", "500", "503", "504"];
+            if operation.get("requestBody").is_some() {
+                expected.extend(["400", "413", "415"]);
+            }
+            if operation.get("parameters").is_some() {
+                expected.push("400");
+            }
+            for status in expected {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
+    assert_eq!(operations, 14);
+
+    for shared in ["ServiceUnavailable", "TooManyRequests"] {
+        let response = &document["components"]["responses"][shared];
+        assert!(response["headers"]["Retry-After"].is_object(), "{shared}");
+    }
+    let patch = &document["paths"]["/api/v1/users/{id}"]["patch"];
+    assert!(patch["responses"]["412"].is_object());
+    let parameters = patch["parameters"].as_array().unwrap();
+    assert!(
+        parameters
+            .iter()
+            .any(|parameter| parameter["name"] == "If-Match")
+    );
+}
+
 /// Returns the `http_server_requests_total` series the gateway exports.
 async fn request_series(platform: &common::Platform) -> Vec<String> {
     let text = platform

@@ -5,10 +5,32 @@
 //! PATCH or DELETE applies the change only while the user is at version 3.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use utoipa::IntoParams;
 
+use super::schemas;
 use crate::error::ApiError;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The `Idempotency-Key` request header, as the OpenAPI document describes
+/// it. Handlers read the header with [`idempotency_key`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKeyHeader {
+    #[param(rename = "Idempotency-Key", schema_with = schemas::idempotency_key)]
+    key: Option<String>,
+}
+
+/// The `If-Match` request header, as the OpenAPI document describes it.
+/// Handlers read the header with [`if_match`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IfMatchHeader {
+    #[param(rename = "If-Match", schema_with = schemas::if_match)]
+    version: Option<String>,
+}
 
 /// Returns the `Idempotency-Key` header, if any.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

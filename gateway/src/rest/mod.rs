@@ -3,7 +3,9 @@
 
 mod extract;
 mod headers;
+mod openapi;
 pub mod orders;
+pub mod schemas;
 pub mod users;
 
 use axum::Router;
@@ -15,6 +17,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::Api;
+use openapi::ApiDoc;
 
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
@@ -32,24 +35,6 @@ const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
      base-uri 'none'; \
      form-action 'none'; \
      frame-ancestors 'none'";
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Lintas gateway REST API",
-        description = "Users and orders over REST. Errors are RFC 9457 problem details whose `code` matches GraphQL `extensions.code`. Every int64 is a decimal string.",
-    ),
-    paths(
-        users::list, users::create, users::get, users::update, users::delete, users::orders, users::metrics,
-        orders::list, orders::create, orders::get, orders::change_status, orders::cancel, orders::pay, orders::metrics,
-    ),
-    tags(
-        (name = "users", description = "User accounts"),
-        (name = "orders", description = "Orders and payments"),
-        (name = "metrics", description = "Business numbers"),
-    )
-)]
-pub struct ApiDoc;
 
 /// Builds the REST routes and the documentation pages.
 pub fn router(api: Api) -> Router {

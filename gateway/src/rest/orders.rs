@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, optional_json};
-use super::headers::idempotency_key;
+use super::headers::{IdempotencyKeyHeader, idempotency_key};
 use crate::api::Api;
 use crate::error::{ApiError, Problem};
 use crate::inputs::{
@@ -36,7 +36,9 @@ pub struct PaymentResult {
 
 /// List orders, filtered and sorted.
 #[utoipa::path(get, path = "/api/v1/orders", operation_id = "list_orders", tag = "orders", params(OrderListParams),
-    responses((status = 200, body = OrderPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, description = "One page of orders", body = OrderPage),
+        (status = 400, description = "A parameter is invalid, `created_before` is not later than `created_after`, or `page_token` is malformed, expired or was issued for other filters. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -50,11 +52,13 @@ pub async fn list(
 }
 
 /// Place an order for an active user.
-#[utoipa::path(post, path = "/api/v1/orders", operation_id = "create_order", tag = "orders", request_body = CreateOrderInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first order and creates nothing")),
-    responses((status = 201, body = Order, headers(("location" = String, description = "URL of the new order"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "User missing or suspended")))]
+#[utoipa::path(post, path = "/api/v1/orders", operation_id = "create_order", tag = "orders",
+    params(IdempotencyKeyHeader), request_body = CreateOrderInput,
+    responses(
+        (status = 201, description = "The new PENDING order; a retry with the same Idempotency-Key and body returns the first order", body = Order,
+            headers(("Location" = String, description = "Path of the new order"))),
+        (status = 400, description = "A field or the Idempotency-Key is invalid (INVALID_ARGUMENT), or the body is not JSON (MALFORMED_JSON).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user does not exist or is SUSPENDED, or the Idempotency-Key was used with another body. Code FAILED_PRECONDITION.", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -72,9 +76,11 @@ pub async fn create(
 }
 
 /// Get an order by id.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", operation_id = "get_order", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
-    responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/api/v1/orders/{id}", operation_id = "get_order", tag = "orders", params(("id" = uuid::Uuid, Path, description = "Order UUID")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 400, description = "The id is not a UUID. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -84,11 +90,13 @@ pub async fn get(
 }
 
 /// Move an order to SHIPPED, DELIVERED or CANCELLED.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/status", operation_id = "update_order_status", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
-    request_body = StatusChangeInput,
-    responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "Transition not allowed from the current status")))]
+#[utoipa::path(post, path = "/api/v1/orders/{id}/status", operation_id = "update_order_status", tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order UUID")), request_body = StatusChangeInput,
+    responses(
+        (status = 200, description = "The order in its new status", body = Order),
+        (status = 400, description = "The id or the status is invalid (INVALID_ARGUMENT), or the body is not JSON (MALFORMED_JSON).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this change (FAILED_PRECONDITION), or a concurrent write changed the order first (ABORTED).", body = Problem, content_type = "application/problem+json")))]
 pub async fn change_status(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -102,10 +110,14 @@ pub async fn change_status(
 }
 
 /// Cancel a PENDING or PAID order; a PAID order is refunded.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders", params(("id" = String, Path, description = "Order UUID")),
-    request_body(content = CancelInput, description = "Optional; an empty body cancels without a reason"),
-    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order UUID")),
+    request_body(content = Option<CancelInput>, description = "Optional; an empty body cancels without a reason"),
+    responses(
+        (status = 200, description = "The CANCELLED order; `refunded` is true when a payment was refunded", body = Order),
+        (status = 400, description = "The id or the reason is invalid (INVALID_ARGUMENT), or the body is not JSON (MALFORMED_JSON).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is SHIPPED, DELIVERED or already CANCELLED (FAILED_PRECONDITION), or a concurrent write changed it first (ABORTED).", body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -122,13 +134,12 @@ pub async fn cancel(
 
 /// Pay a PENDING order.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/payments", operation_id = "process_payment", tag = "orders",
-    params(("id" = String, Path, description = "Order UUID"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first result and charges nothing")),
-    request_body = PaymentInput,
-    responses((status = 200, body = PaymentResult, description = "Payment attempted; see payment.status"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "Order is not PENDING")))]
+    params(("id" = uuid::Uuid, Path, description = "Order UUID"), IdempotencyKeyHeader), request_body = PaymentInput,
+    responses(
+        (status = 200, description = "Payment attempted: the order is PAID when `payment.status` is SUCCEEDED and stays PENDING when it is FAILED", body = PaymentResult),
+        (status = 400, description = "A field or the Idempotency-Key is invalid, or the amount or currency differs from the order's (INVALID_ARGUMENT); or the body is not JSON (MALFORMED_JSON).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not PENDING, the Idempotency-Key was used with another body (FAILED_PRECONDITION), or a concurrent write changed the order first (ABORTED).", body = Problem, content_type = "application/problem+json")))]
 pub async fn pay(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -142,7 +153,8 @@ pub async fn pay(
 }
 
 /// Business numbers about orders and payments.
-#[utoipa::path(get, path = "/api/v1/metrics/orders", operation_id = "get_order_metrics", tag = "metrics", responses((status = 200, body = OrderMetrics)))]
+#[utoipa::path(get, path = "/api/v1/metrics/orders", operation_id = "get_order_metrics", tag = "metrics",
+    responses((status = 200, description = "Order counts, revenue and payment outcomes", body = OrderMetrics)))]
 pub async fn metrics(
     State(api): State<Api>,
     RequestId(request_id): RequestId,

@@ -8,7 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::headers::{etag, idempotency_key, if_match, precondition_failed};
+use super::headers::{
+    IdempotencyKeyHeader, IfMatchHeader, etag, idempotency_key, if_match, precondition_failed,
+};
 use crate::api::Api;
 use crate::error::{ApiError, Problem};
 use crate::inputs::{CreateUserInput, PageParams, UpdateUserInput, UserListParams};
@@ -27,7 +29,9 @@ pub struct UserPage {
 
 /// List users, filtered and sorted.
 #[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "users", params(UserListParams),
-    responses((status = 200, body = UserPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, description = "One page of users", body = UserPage),
+        (status = 400, description = "A parameter is invalid, or `page_token` is malformed, expired or was issued for other filters. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -41,11 +45,13 @@ pub async fn list(
 }
 
 /// Create a user.
-#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "users", request_body = CreateUserInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first result and creates nothing")),
-    responses((status = 201, body = User, headers(("location" = String, description = "URL of the new user"), ("etag" = String, description = "The user's version"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "Email address already in use, or the key was used for another request")))]
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "users",
+    params(IdempotencyKeyHeader), request_body = CreateUserInput,
+    responses(
+        (status = 201, description = "The new user; a retry with the same Idempotency-Key and body returns the first result", body = User,
+            headers(("Location" = String, description = "Path of the new user"), ("ETag" = String, description = "The user's version, for If-Match"))),
+        (status = 400, description = "A field or the Idempotency-Key is invalid (INVALID_ARGUMENT), or the body is not JSON (MALFORMED_JSON).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email address is in use (ALREADY_EXISTS), or the Idempotency-Key was used with another body (FAILED_PRECONDITION).", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -65,10 +71,11 @@ pub async fn create(
 }
 
 /// Get a user by id.
-#[utoipa::path(get, path = "/api/v1/users/{id}", operation_id = "get_user", tag = "users", params(("id" = String, Path, description = "User UUID")),
-    responses((status = 200, body = User, headers(("etag" = String, description = "The user's version, for If-Match"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/api/v1/users/{id}", operation_id = "get_user", tag = "users", params(("id" = uuid::Uuid, Path, description = "User UUID")),
+    responses(
+        (status = 200, description = "The user", body = User, headers(("ETag" = String, description = "The user's version, for If-Match"))),
+        (status = 400, description = "The id is not a UUID. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No user has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -80,14 +87,13 @@ pub async fn get(
 
 /// Change some fields of a user.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", operation_id = "update_user", tag = "users",
-    params(("id" = String, Path, description = "User UUID"),
-        ("If-Match" = Option<String>, Header, description = "ETag from a read; the change applies only at that version")),
-    request_body = UpdateUserInput,
-    responses((status = 200, body = User, headers(("etag" = String, description = "The new version"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 412, body = Problem, content_type = "application/problem+json", description = "If-Match names another version")))]
+    params(("id" = uuid::Uuid, Path, description = "User UUID"), IfMatchHeader), request_body = UpdateUserInput,
+    responses(
+        (status = 200, description = "The changed user", body = User, headers(("ETag" = String, description = "The new version"))),
+        (status = 400, description = "The id, a field or If-Match is invalid (INVALID_ARGUMENT), or the body is not JSON (MALFORMED_JSON).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No user has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email address is in use (ALREADY_EXISTS), or a concurrent write changed the user first (ABORTED): read it again and retry.", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version than the user's. Code PRECONDITION_FAILED.", body = Problem, content_type = "application/problem+json")))]
 pub async fn update(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -105,12 +111,13 @@ pub async fn update(
 
 /// Delete a user who has no open order.
 #[utoipa::path(delete, path = "/api/v1/users/{id}", operation_id = "delete_user", tag = "users",
-    params(("id" = String, Path, description = "User UUID"),
-        ("If-Match" = Option<String>, Header, description = "ETag from a read; the delete applies only at that version")),
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "The user has open orders"),
-        (status = 412, body = Problem, content_type = "application/problem+json", description = "If-Match names another version")))]
+    params(("id" = uuid::Uuid, Path, description = "User UUID"), IfMatchHeader),
+    responses(
+        (status = 204, description = "The user is deleted"),
+        (status = 400, description = "The id or If-Match is invalid. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No user has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user has PENDING, PAID or SHIPPED orders (FAILED_PRECONDITION), or a concurrent write changed the user first (ABORTED).", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version than the user's. Code PRECONDITION_FAILED.", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -126,8 +133,11 @@ pub async fn delete(
 
 /// List a user's orders, newest first.
 #[utoipa::path(get, path = "/api/v1/users/{id}/orders", operation_id = "list_user_orders", tag = "orders",
-    params(("id" = String, Path, description = "User UUID"), PageParams),
-    responses((status = 200, body = OrderPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    params(("id" = uuid::Uuid, Path, description = "User UUID"), PageParams),
+    responses(
+        (status = 200, description = "One page of the user's orders, newest first", body = OrderPage),
+        (status = 400, description = "The id or a parameter is invalid, or `page_token` is malformed, expired or was issued for another listing. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No user has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json")))]
 pub async fn orders(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
@@ -144,7 +154,8 @@ pub async fn orders(
 }
 
 /// Business numbers about users.
-#[utoipa::path(get, path = "/api/v1/metrics/users", operation_id = "get_user_metrics", tag = "metrics", responses((status = 200, body = UserMetrics)))]
+#[utoipa::path(get, path = "/api/v1/metrics/users", operation_id = "get_user_metrics", tag = "metrics",
+    responses((status = 200, description = "User counts", body = UserMetrics)))]
 pub async fn metrics(
     State(api): State<Api>,
     RequestId(request_id): RequestId,
