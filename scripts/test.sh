@@ -5,7 +5,8 @@
 # scenario (no figures kept). On a Debian machine it installs and starts
 # what is missing: PostgreSQL, the Redis that the gateway's cache tests use
 # at 127.0.0.1:6379, and wrk; e2e/run.sh installs what the end-to-end suite
-# needs.
+# needs. Right after the cargo tests, scripts/schemathesis.sh checks the REST
+# API against its OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,6 +86,9 @@ LINTAS_TEST_BACKEND=sqlite cargo test --workspace --locked
 echo "==> cargo test (PostgreSQL)"
 LINTAS_TEST_BACKEND=postgres cargo test --workspace --locked
 drop_test_databases
+
+echo "==> OpenAPI document (schemathesis)"
+scripts/schemathesis.sh
 
 if [[ -x scripts/validate-deploy.sh ]]; then
   echo "==> deployment files"
