@@ -4,7 +4,7 @@
 # end-to-end suite (e2e/run.sh), then a short run of every benchmark
 # scenario (no figures kept). On a Debian machine it installs and starts
 # what is missing: PostgreSQL, the Redis that the gateway's cache tests use
-# at 127.0.0.1:6379, and wrk; e2e/run.sh installs what the end-to-end suite
+# at 127.0.0.1:6379, and wrk. e2e/run.sh installs what the end-to-end suite
 # needs. Right after the cargo tests, scripts/schemathesis.sh checks the REST
 # API against its OpenAPI document.
 set -euo pipefail

@@ -115,7 +115,7 @@ fn order_request(user_id: String, index: usize) -> CreateOrderRequest {
 /// Progress of seeding, printed at most once a second.
 #[derive(Clone)]
 struct Progress {
-    what: &'static str,
+    label: &'static str,
     total: usize,
     done: Arc<AtomicUsize>,
     started: Instant,
@@ -123,10 +123,10 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(what: &'static str, total: usize) -> Self {
+    fn new(label: &'static str, total: usize) -> Self {
         let now = Instant::now();
         Self {
-            what,
+            label,
             total,
             done: Arc::new(AtomicUsize::new(0)),
             started: now,
@@ -139,7 +139,7 @@ impl Progress {
         let mut last = self.last_print.lock().expect("progress lock");
         if last.elapsed() >= Duration::from_secs(1) {
             *last = Instant::now();
-            println!("    {} {done}/{}", self.what, self.total);
+            println!("    {} {done}/{}", self.label, self.total);
         }
     }
 
@@ -148,7 +148,7 @@ impl Progress {
         println!(
             "    {} {} created in {seconds:.1} s ({:.0}/s)",
             self.total,
-            self.what,
+            self.label,
             self.total as f64 / seconds.max(0.001)
         );
     }

@@ -86,7 +86,7 @@ impl NearCacheResult {
     }
 }
 
-/// What one invalidation message from Redis dropped from the near cache.
+/// Scope of one invalidation message from Redis: one key or the whole near cache.
 #[derive(Debug, Clone, Copy)]
 pub enum InvalidationScope {
     /// One key, counted once per key the message names.

@@ -297,8 +297,8 @@ async fn page_of_users_with_orders_is_batched() {
         deltas.push(now - previous);
     }
     // One call per level of nesting. The page's orders are loaded before its
-    // items resolve, so that batch never splits; the users of the orders
-    // may split in two when their keys arrive more than the batch window
+    // items resolve, so that batch never splits. The users of the orders
+    // may take two calls when their keys arrive more than the batch window
     // apart on a loaded machine.
     assert_eq!(deltas[0], 1.0, "ListUsers calls");
     assert_eq!(deltas[1], 1.0, "ListOrdersByUsers calls");

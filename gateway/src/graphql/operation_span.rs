@@ -71,13 +71,13 @@ fn operation_of(request: &async_graphql::Request) -> Option<(&'static str, Optio
 
 fn selected_operation<'a>(
     document: &'a ExecutableDocument,
-    wanted: Option<&str>,
+    requested: Option<&str>,
 ) -> Option<(Option<&'a Name>, &'a Positioned<OperationDefinition>)> {
-    let (name, operation) = match wanted {
-        Some(wanted) => document
+    let (name, operation) = match requested {
+        Some(requested) => document
             .operations
             .iter()
-            .find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted))?,
+            .find(|(name, _)| name.is_some_and(|name| name.as_str() == requested))?,
         None => {
             let mut operations = document.operations.iter();
             match (operations.next(), operations.next()) {

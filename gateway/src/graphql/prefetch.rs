@@ -3,10 +3,9 @@
 //!
 //! The executor resolves the items of a list in groups and yields to the
 //! runtime between groups. Under load the DataLoader's batch window can
-//! close before every item has asked, which splits one batch into several
-//! backend calls. A page resolver therefore asks the request's loader for
-//! every item at once, and the nested resolvers then read the loader's
-//! per-request cache.
+//! close before every item has requested its key, which splits one batch
+//! into several backend calls. A page resolver therefore loads every item's
+//! key at once, so the nested resolvers read the loader's per-request cache.
 
 use std::collections::BTreeSet;
 
