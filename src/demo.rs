@@ -131,6 +131,29 @@ pub async fn load_if_empty(user_url: &str, order_url: &str) -> anyhow::Result<()
     Ok(())
 }
 
+/// Returns the id of the user created first, if any: with demo data, the
+/// first demo user.
+pub async fn oldest_user(user_url: &str) -> anyhow::Result<Option<String>> {
+    let mut users = UserServiceClient::new(channel(user_url).await?);
+    let response = users
+        .list_users(user_pb::ListUsersRequest {
+            page_size: 1,
+            order_by: Some(user_pb::UserOrderBy {
+                field: user_pb::UserOrderField::CreatedAt as i32,
+                direction: lintas_proto::common::v1::SortDirection::Asc as i32,
+            }),
+            ..Default::default()
+        })
+        .await
+        .context("failed to list users")?;
+    Ok(response
+        .into_inner()
+        .users
+        .into_iter()
+        .next()
+        .map(|user| user.id))
+}
+
 async fn advance(
     orders: &mut OrderServiceClient<Channel>,
     order: &order_pb::Order,

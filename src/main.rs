@@ -6,6 +6,7 @@
 //! not to, then prints where everything is.
 
 mod demo;
+mod dev_auth;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ struct Args {
     #[arg(long, env = "LINTAS_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set)]
     demo_data: bool,
 
+    /// Run without authentication, so that requests need no token.
+    #[arg(long, env = "AUTH_DISABLED", default_value_t = false, action = clap::ArgAction::Set)]
+    auth_disabled: bool,
+
     /// Log line format: pretty or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     log_format: LogFormat,
@@ -72,7 +77,19 @@ async fn main() -> anyhow::Result<()> {
     let user_settings = user_svc::Settings::new(sqlite_url(&args.data_dir, "users.db"));
     let order_settings =
         order_svc::Settings::new(sqlite_url(&args.data_dir, "orders.db"), user_url.clone());
-    let gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
+    let mut gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
+    let secret = if args.auth_disabled {
+        tracing::warn!("authentication is off: every caller may do everything");
+        None
+    } else {
+        let secret = dev_auth::secret(&args.data_dir)?;
+        gateway_settings.auth = gateway::AuthSettings::Jwt(gateway::JwtSettings::hs256(
+            secret.clone(),
+            dev_auth::ISSUER,
+            dev_auth::AUDIENCE,
+        ));
+        Some(secret)
+    };
 
     let mut services = tokio::task::JoinSet::new();
     services.spawn(user_svc::serve(
@@ -97,6 +114,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     print_urls(gateway_address, &user_url, &order_url);
+    if let Some(secret) = secret {
+        let user_id = demo::oldest_user(&user_url).await.unwrap_or_else(|error| {
+            tracing::warn!(error = %format!("{error:#}"), "no user for a regular token");
+            None
+        });
+        let tokens = dev_auth::issue(&secret, &args.data_dir, user_id)?;
+        print_tokens(gateway_address, &tokens);
+    }
+    println!("  Press Ctrl-C to stop.");
+    println!();
 
     // Stop everything on a signal, or as soon as any server fails.
     let mut failure = None;
@@ -169,6 +196,27 @@ fn print_urls(gateway: SocketAddr, user_url: &str, order_url: &str) {
     println!("  Health              {base}/readyz");
     println!("  user-svc (gRPC)     {user_url}");
     println!("  order-svc (gRPC)    {order_url}");
-    println!("  Press Ctrl-C to stop.");
+    println!();
+}
+
+fn print_tokens(gateway: SocketAddr, tokens: &dev_auth::Tokens) {
+    let folder = tokens.folder.display();
+    println!("  Every API request needs a bearer token. These are valid for 24 hours,");
+    println!("  signed with the development key in {folder}/dev-jwt-secret:");
+    println!();
+    println!("  Admin (may do everything), also in {folder}/admin.token:");
+    println!("    Authorization: Bearer {}", tokens.admin);
+    if let Some((token, id)) = &tokens.user {
+        println!();
+        println!("  Regular user {id} (own record and orders only),");
+        println!("  also in {folder}/user.token:");
+        println!("    Authorization: Bearer {token}");
+    }
+    println!();
+    println!("  For example:");
+    println!(
+        "    curl -H \"Authorization: Bearer $(cat {folder}/admin.token)\" http://{gateway}/api/v1/users"
+    );
+    println!("  In the GraphQL playground, paste a token into the Headers tab.");
     println!();
 }

@@ -6,6 +6,8 @@ use tonic::metadata::MetadataMap;
 /// Metadata key that carries the request id between the gateway and services.
 pub const REQUEST_ID_KEY: &str = "x-request-id";
 
+pub use lintas_telemetry::grpc::{CALLER_ROLE_KEY, CALLER_SUBJECT_KEY};
+
 /// Maximum request id length accepted from a caller; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 

@@ -7,6 +7,8 @@ use std::str::FromStr;
 use lintas_proto::order::v1 as order_pb;
 use lintas_proto::user::v1 as user_pb;
 
+use crate::auth::Call;
+use crate::auth::policy::{self, Action, authorize};
 use crate::backend::Backends;
 use crate::cache::UserCache;
 use crate::error::ApiError;
@@ -38,11 +40,12 @@ impl Api {
         Self { backends, cache }
     }
 
-    pub async fn get_user(&self, request_id: &str, id: &str) -> Result<User, ApiError> {
+    pub async fn get_user(&self, call: &Call, id: &str) -> Result<User, ApiError> {
+        authorize(&call.caller, Action::ReadUser { id })?;
         let fetch = || async {
             let request = self.backends.request(
                 "user.v1.UserService/GetUser",
-                request_id,
+                call,
                 user_pb::GetUserRequest { id: id.to_owned() },
             );
             match self.backends.users.clone().get_user(request).await {
@@ -61,13 +64,16 @@ impl Api {
     /// Fetches many users in one call; ids that match no user are left out.
     pub async fn batch_get_users(
         &self,
-        request_id: &str,
+        call: &Call,
         ids: Vec<String>,
     ) -> Result<Vec<User>, ApiError> {
+        for id in &ids {
+            authorize(&call.caller, Action::ReadUser { id })?;
+        }
         let fetch = |ids| async {
             let request = self.backends.request(
                 "user.v1.UserService/BatchGetUsers",
-                request_id,
+                call,
                 user_pb::BatchGetUsersRequest { ids },
             );
             let response = self.backends.users.clone().batch_get_users(request).await?;
@@ -79,9 +85,10 @@ impl Api {
 
     pub async fn list_users(
         &self,
-        request_id: &str,
+        call: &Call,
         params: UserListParams,
     ) -> Result<Page<User>, ApiError> {
+        authorize(&call.caller, Action::ListUsers)?;
         let field = match params.order_by {
             None => user_pb::UserOrderField::Unspecified,
             Some(UserOrderField::CreatedAt) => user_pb::UserOrderField::CreatedAt,
@@ -102,7 +109,7 @@ impl Api {
         check_page_size(message.page_size)?;
         let request = self
             .backends
-            .request("user.v1.UserService/ListUsers", request_id, message);
+            .request("user.v1.UserService/ListUsers", call, message);
         let response = self
             .backends
             .users
@@ -118,15 +125,16 @@ impl Api {
 
     pub async fn create_user(
         &self,
-        request_id: &str,
+        call: &Call,
         input: CreateUserInput,
         idempotency_key: Option<String>,
     ) -> Result<User, ApiError> {
+        authorize(&call.caller, Action::CreateUser)?;
         reject_empty_key(idempotency_key.as_deref())?;
         let retryable = idempotency_key.is_some();
         let mut request = self.backends.request(
             "user.v1.UserService/CreateUser",
-            request_id,
+            call,
             user_pb::CreateUserRequest {
                 name: input.name,
                 email: input.email,
@@ -141,14 +149,16 @@ impl Api {
 
     pub async fn update_user(
         &self,
-        request_id: &str,
+        call: &Call,
         id: &str,
         input: UpdateUserInput,
         expected_version: Option<i64>,
     ) -> Result<User, ApiError> {
+        let changes_status = input.status.is_some();
+        authorize(&call.caller, Action::UpdateUser { id, changes_status })?;
         let request = self.backends.request(
             "user.v1.UserService/UpdateUser",
-            request_id,
+            call,
             user_pb::UpdateUserRequest {
                 id: id.to_owned(),
                 name: input.name,
@@ -177,14 +187,15 @@ impl Api {
     /// order placed between the check and the delete is not caught.
     pub async fn delete_user(
         &self,
-        request_id: &str,
+        call: &Call,
         id: &str,
         expected_version: Option<i64>,
     ) -> Result<(), ApiError> {
-        self.reject_open_orders(request_id, id).await?;
+        authorize(&call.caller, Action::DeleteUser)?;
+        self.reject_open_orders(call, id).await?;
         let request = self.backends.request(
             "user.v1.UserService/DeleteUser",
-            request_id,
+            call,
             user_pb::DeleteUserRequest {
                 id: id.to_owned(),
                 expected_version,
@@ -199,10 +210,11 @@ impl Api {
         Ok(())
     }
 
-    pub async fn user_metrics(&self, request_id: &str) -> Result<UserMetrics, ApiError> {
+    pub async fn user_metrics(&self, call: &Call) -> Result<UserMetrics, ApiError> {
+        authorize(&call.caller, Action::ReadMetrics)?;
         let request = self.backends.request(
             "user.v1.UserService/GetUserMetrics",
-            request_id,
+            call,
             user_pb::GetUserMetricsRequest {},
         );
         let response = self
@@ -214,10 +226,23 @@ impl Api {
         Ok(response.into_inner().into())
     }
 
-    pub async fn get_order(&self, request_id: &str, id: &str) -> Result<Order, ApiError> {
+    pub async fn get_order(&self, call: &Call, id: &str) -> Result<Order, ApiError> {
+        policy::require_identity(&call.caller)?;
+        let order = self.fetch_order(call, id).await?;
+        authorize(
+            &call.caller,
+            Action::ReadOrder {
+                owner: &order.user_id,
+            },
+        )?;
+        Ok(order)
+    }
+
+    /// Fetches an order without checking who may see it.
+    async fn fetch_order(&self, call: &Call, id: &str) -> Result<Order, ApiError> {
         let request = self.backends.request(
             "order.v1.OrderService/GetOrder",
-            request_id,
+            call,
             order_pb::GetOrderRequest { id: id.to_owned() },
         );
         let response = self.backends.orders.clone().get_order(request).await?;
@@ -226,9 +251,13 @@ impl Api {
 
     pub async fn list_orders(
         &self,
-        request_id: &str,
+        call: &Call,
         params: OrderListParams,
     ) -> Result<Page<Order>, ApiError> {
+        match params.user_id.as_deref() {
+            Some(user_id) => authorize(&call.caller, Action::ReadOrdersOf { user_id })?,
+            None => authorize(&call.caller, Action::ListAllOrders)?,
+        }
         let field = match params.order_by {
             None => order_pb::OrderOrderField::Unspecified,
             Some(OrderOrderField::CreatedAt) => order_pb::OrderOrderField::CreatedAt,
@@ -249,9 +278,9 @@ impl Api {
             }),
         };
         check_page_size(message.page_size)?;
-        let request =
-            self.backends
-                .request("order.v1.OrderService/ListOrders", request_id, message);
+        let request = self
+            .backends
+            .request("order.v1.OrderService/ListOrders", call, message);
         let response = self
             .backends
             .orders
@@ -270,11 +299,12 @@ impl Api {
     /// no orders.
     pub async fn orders_by_user(
         &self,
-        request_id: &str,
+        call: &Call,
         user_id: &str,
         page_size: Option<i32>,
         page_token: Option<String>,
     ) -> Result<Page<Order>, ApiError> {
+        authorize(&call.caller, Action::ReadOrdersOf { user_id })?;
         let message = order_pb::GetOrdersByUserRequest {
             user_id: user_id.to_owned(),
             page_size: page_size.unwrap_or(0),
@@ -284,7 +314,7 @@ impl Api {
         let list = async {
             let request =
                 self.backends
-                    .request("order.v1.OrderService/GetOrdersByUser", request_id, message);
+                    .request("order.v1.OrderService/GetOrdersByUser", call, message);
             self.backends
                 .orders
                 .clone()
@@ -293,7 +323,7 @@ impl Api {
                 .map(tonic::Response::into_inner)
         };
         // Both calls at once; the user's error, if any, comes first.
-        let (user, response) = tokio::join!(self.get_user(request_id, user_id), list);
+        let (user, response) = tokio::join!(self.get_user(call, user_id), list);
         user?;
         let response = response?;
         Ok(Page {
@@ -304,10 +334,16 @@ impl Api {
 
     pub async fn create_order(
         &self,
-        request_id: &str,
+        call: &Call,
         input: CreateOrderInput,
         idempotency_key: Option<String>,
     ) -> Result<Order, ApiError> {
+        authorize(
+            &call.caller,
+            Action::CreateOrder {
+                owner: &input.user_id,
+            },
+        )?;
         reject_empty_key(idempotency_key.as_deref())?;
         let retryable = idempotency_key.is_some();
         let message = order_pb::CreateOrderRequest {
@@ -325,9 +361,9 @@ impl Api {
             shipping_address: Some(address(input.shipping_address)),
             idempotency_key: idempotency_key.unwrap_or_default(),
         };
-        let mut request =
-            self.backends
-                .request("order.v1.OrderService/CreateOrder", request_id, message);
+        let mut request = self
+            .backends
+            .request("order.v1.OrderService/CreateOrder", call, message);
         mark_retryable(&mut request, retryable);
         let response = self.backends.orders.clone().create_order(request).await?;
         Ok(response.into_inner().order.unwrap_or_default().into())
@@ -335,13 +371,14 @@ impl Api {
 
     pub async fn update_order_status(
         &self,
-        request_id: &str,
+        call: &Call,
         id: &str,
         status: OrderStatus,
     ) -> Result<Order, ApiError> {
+        authorize(&call.caller, Action::ChangeOrderStatus)?;
         let request = self.backends.request(
             "order.v1.OrderService/UpdateOrderStatus",
-            request_id,
+            call,
             order_pb::UpdateOrderStatusRequest {
                 id: id.to_owned(),
                 status: status.to_proto() as i32,
@@ -358,13 +395,15 @@ impl Api {
 
     pub async fn cancel_order(
         &self,
-        request_id: &str,
+        call: &Call,
         id: &str,
         reason: String,
     ) -> Result<Order, ApiError> {
+        self.authorize_order(call, id, |owner| Action::CancelOrder { owner })
+            .await?;
         let request = self.backends.request(
             "order.v1.OrderService/CancelOrder",
-            request_id,
+            call,
             order_pb::CancelOrderRequest {
                 id: id.to_owned(),
                 reason,
@@ -376,16 +415,18 @@ impl Api {
 
     pub async fn process_payment(
         &self,
-        request_id: &str,
+        call: &Call,
         order_id: &str,
         input: PaymentInput,
         idempotency_key: Option<String>,
     ) -> Result<(Order, Payment), ApiError> {
+        self.authorize_order(call, order_id, |owner| Action::PayOrder { owner })
+            .await?;
         reject_empty_key(idempotency_key.as_deref())?;
         let retryable = idempotency_key.is_some();
         let mut request = self.backends.request(
             "order.v1.OrderService/ProcessPayment",
-            request_id,
+            call,
             order_pb::ProcessPaymentRequest {
                 order_id: order_id.to_owned(),
                 amount: input.amount.0,
@@ -409,10 +450,11 @@ impl Api {
         ))
     }
 
-    pub async fn order_metrics(&self, request_id: &str) -> Result<OrderMetrics, ApiError> {
+    pub async fn order_metrics(&self, call: &Call) -> Result<OrderMetrics, ApiError> {
+        authorize(&call.caller, Action::ReadMetrics)?;
         let request = self.backends.request(
             "order.v1.OrderService/GetOrderMetrics",
-            request_id,
+            call,
             order_pb::GetOrderMetricsRequest {},
         );
         let response = self
@@ -427,13 +469,16 @@ impl Api {
     /// Fetches the newest `limit` orders of each user in one call.
     pub async fn orders_of_users(
         &self,
-        request_id: &str,
+        call: &Call,
         user_ids: Vec<String>,
         limit: i32,
     ) -> Result<Vec<(String, Vec<Order>)>, ApiError> {
+        for user_id in &user_ids {
+            authorize(&call.caller, Action::ReadOrdersOf { user_id })?;
+        }
         let request = self.backends.request(
             "order.v1.OrderService/ListOrdersByUsers",
-            request_id,
+            call,
             order_pb::ListOrdersByUsersRequest {
                 user_ids,
                 limit_per_user: limit,
@@ -457,8 +502,24 @@ impl Api {
             })
             .collect())
     }
+    /// Allows an action on an order to its owner: fetches the order to learn
+    /// the owner, unless the caller may touch every order anyway.
+    async fn authorize_order(
+        &self,
+        call: &Call,
+        order_id: &str,
+        action: impl FnOnce(&str) -> Action<'_>,
+    ) -> Result<(), ApiError> {
+        policy::require_identity(&call.caller)?;
+        if call.caller.sees_everything() {
+            return Ok(());
+        }
+        let order = self.fetch_order(call, order_id).await?;
+        authorize(&call.caller, action(&order.user_id))
+    }
+
     /// Fails with FAILED_PRECONDITION when the user has an open order.
-    async fn reject_open_orders(&self, request_id: &str, user_id: &str) -> Result<(), ApiError> {
+    async fn reject_open_orders(&self, call: &Call, user_id: &str) -> Result<(), ApiError> {
         // An invalid id is left for the user service to reject by its own name.
         if uuid::Uuid::parse_str(user_id).is_err() {
             return Ok(());
@@ -474,7 +535,7 @@ impl Api {
                 status: Some(status),
                 ..Default::default()
             };
-            if !self.list_orders(request_id, params).await?.items.is_empty() {
+            if !self.list_orders(call, params).await?.items.is_empty() {
                 return Err(ApiError::new(
                     axum::http::StatusCode::CONFLICT,
                     "FAILED_PRECONDITION",

@@ -7,9 +7,11 @@
 //! address and the trace id. Request bodies, tokens and emails never
 //! appear in it.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
+
+use crate::auth::Caller;
 
 /// Log target of audit lines.
 pub const TARGET: &str = "audit";
@@ -17,11 +19,16 @@ pub const TARGET: &str = "audit";
 /// Maximum length of a target id; longer path segments are cut.
 const MAX_TARGET_LEN: usize = 64;
 
-/// The GraphQL mutation behind a response, which the GraphQL handler
+/// Error code of a GraphQL field that the caller may not see or change.
+pub const FORBIDDEN: &str = "FORBIDDEN";
+
+/// The GraphQL operation behind a response, which the GraphQL handler
 /// attaches to the response for the audit line.
 #[derive(Debug, Clone)]
-pub struct GraphqlMutation {
-    /// Root fields of the mutation, for example `createUser`.
+pub struct GraphqlOperation {
+    /// `query` or `mutation`.
+    pub kind: &'static str,
+    /// Root fields of the operation, for example `createUser`.
     pub fields: String,
     /// `ok`, or the `extensions.code` of the first error.
     pub outcome: String,
@@ -34,41 +41,47 @@ pub struct Served<'a> {
     pub path: &'a str,
     pub status: StatusCode,
     pub response_headers: &'a HeaderMap,
-    pub graphql: Option<&'a GraphqlMutation>,
-    pub client: Option<SocketAddr>,
+    pub graphql: Option<&'a GraphqlOperation>,
+    /// Who sent the request; none when it was refused before
+    /// authentication or needs none.
+    pub caller: Option<&'a Caller>,
+    /// The client's address, as `TRUSTED_PROXY_HOPS` finds it.
+    pub client: Option<IpAddr>,
     pub trace_id: &'a str,
     pub request_id: &'a str,
 }
 
 /// Writes the audit line of `served` when it was a write or was denied.
 pub fn record(served: &Served<'_>) {
-    let denied = is_denied(served.status);
+    let denied = is_denied(served.status)
+        || served
+            .graphql
+            .is_some_and(|operation| operation.outcome == FORBIDDEN);
     let write = match served.graphql {
-        Some(_) => true,
+        Some(operation) => operation.kind == "mutation",
         None => is_write(served.method) && served.route != crate::graphql::GRAPHQL_PATH,
     };
     if !write && !denied {
         return;
     }
     let action = match served.graphql {
-        Some(mutation) => format!("graphql mutation {}", mutation.fields),
+        Some(operation) => format!("graphql {} {}", operation.kind, operation.fields),
         None => format!("{} {}", served.method, served.route),
     };
     let outcome = match (served.graphql, denied) {
         (_, true) => "denied".to_owned(),
-        (Some(mutation), false) => mutation.outcome.clone(),
+        (Some(operation), false) => operation.outcome.clone(),
         (None, false) if served.status.is_success() => "ok".to_owned(),
         (None, false) => format!("failed {}", served.status.as_u16()),
     };
     let target = target_id(served.route, served.path, served.response_headers);
     let client = served
         .client
-        .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
-    // NOTE: every caller is anonymous until the gateway authenticates
-    // requests; the actor then becomes the token's subject.
+        .map_or_else(|| "unknown".to_owned(), |address| address.to_string());
+    let actor = served.caller.map_or("anonymous", Caller::actor);
     tracing::info!(
         target: TARGET,
-        actor = "anonymous",
+        actor = %actor,
         action = %action,
         target_id = %target,
         outcome = %outcome,

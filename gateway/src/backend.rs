@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use lintas_common::metadata::REQUEST_ID_KEY;
+use lintas_common::metadata::{CALLER_ROLE_KEY, CALLER_SUBJECT_KEY, REQUEST_ID_KEY};
 use lintas_proto::order::v1::order_service_client::OrderServiceClient;
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
 use lintas_telemetry::grpc::TracedChannel;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth::{Call, Caller};
 use crate::metrics::Metrics;
 use crate::resilience::{ResilienceMetrics, ResilienceSettings, Resilient};
 
@@ -71,18 +72,22 @@ impl Backends {
         })
     }
 
-    /// Wraps `message` in a request that carries the gateway's request id,
-    /// and counts the call under `method`.
-    pub fn request<T>(
-        &self,
-        method: &'static str,
-        request_id: &str,
-        message: T,
-    ) -> tonic::Request<T> {
+    /// Wraps `message` in a request that carries the gateway's request id
+    /// and the caller's identity, and counts the call under `method`.
+    pub fn request<T>(&self, method: &'static str, call: &Call, message: T) -> tonic::Request<T> {
         self.metrics.record_backend_call(method);
         let mut request = tonic::Request::new(message);
-        if let Ok(value) = MetadataValue::try_from(request_id) {
-            request.metadata_mut().insert(REQUEST_ID_KEY, value);
+        let metadata = request.metadata_mut();
+        if let Ok(value) = MetadataValue::try_from(call.request_id.as_str()) {
+            metadata.insert(REQUEST_ID_KEY, value);
+        }
+        if let Caller::Authenticated(identity) = &call.caller {
+            // The verifier admits visible ASCII subjects only, so this fits.
+            if let Ok(value) = MetadataValue::try_from(identity.subject.as_str()) {
+                metadata.insert(CALLER_SUBJECT_KEY, value);
+            }
+            let role = if identity.admin { "admin" } else { "user" };
+            metadata.insert(CALLER_ROLE_KEY, MetadataValue::from_static(role));
         }
         request
     }
@@ -97,4 +102,56 @@ fn channel(settings: &BackendSettings) -> anyhow::Result<Channel> {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Identity;
+
+    fn backends() -> Backends {
+        let settings = BackendSettings {
+            url: "http://127.0.0.1:9".to_owned(),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            resilience: ResilienceSettings::default(),
+        };
+        Backends::connect_lazy(&settings, &settings, Metrics::new()).unwrap()
+    }
+
+    fn metadata_of(caller: Caller) -> http::HeaderMap {
+        let call = Call {
+            request_id: "req-1".to_owned(),
+            caller,
+        };
+        backends()
+            .request("user.v1.UserService/GetUser", &call, ())
+            .metadata()
+            .clone()
+            .into_headers()
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_callers_identity() {
+        let user = metadata_of(Caller::Authenticated(Identity {
+            subject: "0190a000-0000-7000-8000-000000000001".to_owned(),
+            admin: false,
+        }));
+        assert_eq!(user[REQUEST_ID_KEY], "req-1");
+        assert_eq!(
+            user[CALLER_SUBJECT_KEY],
+            "0190a000-0000-7000-8000-000000000001"
+        );
+        assert_eq!(user[CALLER_ROLE_KEY], "user");
+
+        let admin = metadata_of(Caller::Authenticated(Identity {
+            subject: "ops".to_owned(),
+            admin: true,
+        }));
+        assert_eq!(admin[CALLER_ROLE_KEY], "admin");
+
+        let unchecked = metadata_of(Caller::Unchecked);
+        assert!(unchecked.get(CALLER_SUBJECT_KEY).is_none());
+        assert!(unchecked.get(CALLER_ROLE_KEY).is_none());
+    }
 }

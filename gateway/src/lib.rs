@@ -11,6 +11,7 @@
 
 mod api;
 mod audit;
+pub mod auth;
 mod backend;
 mod cache;
 mod edge;
@@ -36,6 +37,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::{AuthSettings, JwksSource, JwtSettings};
 pub use backend::BackendSettings;
 #[doc(hidden)]
 pub use cache::FillPause;
@@ -47,6 +49,7 @@ pub use resilience::ResilienceSettings;
 pub use rest::{DOCS_PATH, OPENAPI_PATH};
 
 use crate::api::Api;
+use crate::auth::Authenticator;
 use crate::backend::Backends;
 use crate::cache::UserCache;
 use crate::edge::load_shed::InFlightLimit;
@@ -77,6 +80,9 @@ pub struct Settings {
     pub max_in_flight_requests: usize,
     /// Requests each client may send; unlimited by default.
     pub rate_limit: RateLimitSettings,
+    /// How callers authenticate. Off in [`Settings::with_backends`]; the
+    /// binary refuses to start until it is configured or switched off.
+    pub auth: AuthSettings,
     /// Reverse proxies in front of the gateway that append the address of
     /// their peer to `X-Forwarded-For`. 0 takes the TCP peer as the client.
     pub trusted_proxy_hops: usize,
@@ -107,6 +113,7 @@ impl Settings {
             max_in_flight_requests: 1024,
             rate_limit: RateLimitSettings::default(),
             trusted_proxy_hops: 0,
+            auth: AuthSettings::Disabled,
         }
     }
 }
@@ -116,8 +123,9 @@ impl Settings {
 /// security headers.
 pub fn app(settings: &Settings) -> anyhow::Result<Router> {
     let metrics = Metrics::new();
-    let router = routes(settings, &metrics)?;
-    let router = with_edge_protections(router, settings, &metrics)?
+    let authenticator = Authenticator::new(&settings.auth)?;
+    let router = routes(settings, &metrics, &authenticator)?;
+    let router = with_edge_protections(router, settings, &metrics, authenticator)?
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track_http,
@@ -127,7 +135,10 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
             resilience::deadline::limit,
         ))
         .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
-        .layer(axum::middleware::from_fn(telemetry::trace_request))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.trusted_proxy_hops,
+            telemetry::trace_request,
+        ))
         .layer(axum::middleware::from_fn(request_id::assign))
         .layer(CatchPanicLayer::custom(panic_response));
     // Outermost, so that a panic's 500 gets the headers too.
@@ -135,7 +146,11 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
 }
 
 /// Builds every route with its state.
-fn routes(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Router> {
+fn routes(
+    settings: &Settings,
+    metrics: &Metrics,
+    authenticator: &Authenticator,
+) -> anyhow::Result<Router> {
     let backends = Backends::connect_lazy(
         &settings.user_service,
         &settings.order_service,
@@ -149,12 +164,16 @@ fn routes(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Router> {
     };
 
     let router = Router::new()
-        .merge(rest::router(api))
+        .merge(rest::router(api, authenticator.clone()))
         .route(
             graphql::GRAPHQL_PATH,
             get(graphql::handle)
                 .post(graphql::handle)
                 .with_state(graphql_state)
+                .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
+                    authenticator.clone(),
+                    auth::authenticate,
+                ))
                 // async-graphql reads the body itself, past DefaultBodyLimit.
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(
                     settings.max_body_bytes,
@@ -186,6 +205,7 @@ fn with_edge_protections(
     router: Router,
     settings: &Settings,
     metrics: &Metrics,
+    authenticator: Authenticator,
 ) -> anyhow::Result<Router> {
     let mut router = router;
     let rate_limiter = RateLimiter::new(
@@ -200,6 +220,11 @@ fn with_edge_protections(
             edge::rate_limit::limit,
         ));
     }
+    // Inside load shedding, so that a shed request costs no token check.
+    router = router.layer(axum::middleware::from_fn_with_state(
+        authenticator,
+        auth::identify,
+    ));
     let in_flight = InFlightLimit::new(settings.max_in_flight_requests, metrics.clone())?;
     router = router.layer(axum::middleware::from_fn_with_state(
         in_flight,

@@ -152,6 +152,9 @@ struct Args {
     #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
     trusted_proxy_hops: usize,
 
+    #[command(flatten)]
+    auth: gateway::auth::AuthArgs,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -211,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
         burst: args.rate_limit_burst,
     };
     settings.trusted_proxy_hops = args.trusted_proxy_hops;
+    settings.auth = args.auth.settings()?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

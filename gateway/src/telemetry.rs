@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -14,13 +14,21 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::audit;
+use crate::auth::Caller;
+use crate::edge::client_address::client_address;
 use crate::request_id::RequestId;
 
 /// Response header with the plain trace id, for clients and support tickets.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
 
 /// Middleware that runs each request inside its server span.
-pub async fn trace_request(request: Request, next: Next) -> Response {
+/// `trusted_proxy_hops` says which `X-Forwarded-For` entry is the client,
+/// as the rate limiter reads it.
+pub async fn trace_request(
+    State(trusted_proxy_hops): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
@@ -37,7 +45,7 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
+        .map(|info| client_address(info.0.ip(), request.headers(), trusted_proxy_hops));
 
     let span = tracing::info_span!(
         "http.server",
@@ -49,6 +57,7 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         otel.status_code = tracing::field::Empty,
         request_id = %request_id,
         trace_id = tracing::field::Empty,
+        enduser.id = tracing::field::Empty,
     );
     let _ = span.set_parent(propagation::extract(request.headers()));
     propagation::record_trace_id(&span);
@@ -57,6 +66,9 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
 
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
+    if let Some(Caller::Authenticated(identity)) = response.extensions().get::<Caller>() {
+        span.record("enduser.id", identity.subject.as_str());
+    }
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
@@ -83,7 +95,8 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         path: &path,
         status,
         response_headers: response.headers(),
-        graphql: response.extensions().get::<audit::GraphqlMutation>(),
+        graphql: response.extensions().get::<audit::GraphqlOperation>(),
+        caller: response.extensions().get::<Caller>(),
         client,
         trace_id: &trace_id,
         request_id: &request_id,

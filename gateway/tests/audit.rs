@@ -52,11 +52,38 @@ async fn writes_are_audited_and_reads_are_not() {
         )
         .await;
     assert!(!response["errors"].is_null(), "{response}");
+
+    // Denied requests: no token, and a regular user reaching for another
+    // user's record on both facades.
+    let user_path = format!("/api/v1/users/{user_id}");
+    let anonymous = common::client_with(None);
+    let response = anonymous
+        .get(platform.url(&user_path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let stranger = common::client_with(Some(&common::token("stranger-7", false)));
+    let response = stranger.get(platform.url(&user_path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response: Value = stranger
+        .post(platform.url("/graphql"))
+        .json(&json!({ "query": "query ($id: ID!) { user(id: $id) { id } }", "variables": { "id": user_id } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{response}"
+    );
     telemetry.shutdown().await;
 
     let lines = loki
         .wait_for(Duration::from_secs(10), |lines| {
-            audit_lines(lines).len() >= 3
+            audit_lines(lines).len() >= 6
         })
         .await;
     let audit = audit_lines(&lines);
@@ -69,7 +96,10 @@ async fn writes_are_audited_and_reads_are_not() {
         [
             "POST /api/v1/users",
             "POST /api/v1/users",
-            "graphql mutation updateUser"
+            "graphql mutation updateUser",
+            "GET /api/v1/users/{id}",
+            "GET /api/v1/users/{id}",
+            "graphql query user",
         ],
         "{audit:#?}"
     );
@@ -78,13 +108,36 @@ async fn writes_are_audited_and_reads_are_not() {
     assert_eq!(audit[1]["outcome"], "failed 400");
     assert_eq!(audit[1]["target_id"], "-");
     assert_eq!(audit[2]["outcome"], "ok");
+    let actors: Vec<&str> = audit
+        .iter()
+        .map(|line| line["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "test-admin",
+            "test-admin",
+            "test-admin",
+            "anonymous",
+            "stranger-7",
+            "stranger-7"
+        ]
+    );
+    for line in &audit[3..] {
+        assert_eq!(line["outcome"], "denied", "{line}");
+    }
     for line in &audit {
-        assert_eq!(line["actor"], "anonymous");
         assert_eq!(line["client_address"], "127.0.0.1");
         assert_eq!(line["trace_id"].as_str().unwrap().len(), 32, "{line}");
         assert!(!line.to_string().contains("@example.com"), "{line}");
     }
     for line in &lines {
+        // Every JWT starts with the base64 of `{"`.
+        assert!(
+            !line.line.contains("eyJ"),
+            "a token was logged: {}",
+            line.line
+        );
         let names: Vec<&str> = line.labels.keys().map(String::as_str).collect();
         assert_eq!(names, ["environment", "level", "service"]);
     }

@@ -210,7 +210,7 @@ async fn any_origin_is_echoed_as_wildcard() {
 
 #[tokio::test]
 async fn any_origin_with_credentials_fails_at_start() {
-    let mut settings = gateway::Settings::with_backends("http://127.0.0.1:9", "http://127.0.0.1:9");
+    let mut settings = common::settings("http://127.0.0.1:9", "http://127.0.0.1:9");
     settings.cors = gateway::CorsSettings {
         allowed_origins: vec!["*".to_owned()],
         allow_credentials: true,

@@ -2,6 +2,8 @@
 //! burst of slow requests is served up to the limit, the rest get 503 at
 //! once, and the probes and `/metrics` still respond.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use lintas_proto::common::v1::{HealthCheckRequest, HealthCheckResponse};
@@ -131,7 +133,7 @@ impl SlowPlatform {
                 ),
         );
 
-        let mut settings = gateway::Settings::with_backends(&backend_url, &backend_url);
+        let mut settings = common::settings(&backend_url, &backend_url);
         settings.max_in_flight_requests = max_in_flight_requests;
         tokio::spawn(gateway::serve(gateway_listener, settings, async move {
             let _ = stopped.await;
@@ -139,10 +141,7 @@ impl SlowPlatform {
 
         let platform = Self {
             base,
-            client: Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
+            client: common::client_with(Some(&common::token("test-admin", true))),
             _stop: stop,
         };
         platform.wait_ready().await;

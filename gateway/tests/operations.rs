@@ -209,15 +209,12 @@ async fn backend_down_gives_fast_503() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let settings = gateway::Settings::with_backends(&dead_url, &dead_url);
+    let settings = common::settings(&dead_url, &dead_url);
     let (stop, mut receiver) = tokio::sync::watch::channel(false);
     tokio::spawn(gateway::serve(listener, settings, async move {
         let _ = receiver.wait_for(|stop| *stop).await;
     }));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::client_with(Some(&common::token("test-admin", true)));
 
     let started = Instant::now();
     let response = client

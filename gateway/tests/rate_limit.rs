@@ -1,5 +1,6 @@
-//! Per-client rate limits, black-box: bursts from one client, other
-//! clients by TCP address and by `X-Forwarded-For`, refills, exempt probes,
+//! Per-client rate limits, black-box: bursts from one client, clients by
+//! token subject, requests without a token by TCP address and by
+//! `X-Forwarded-For`, refills, exempt probes,
 //! and buckets shared by two gateways through the Redis at 127.0.0.1:6379,
 //! which `scripts/test.sh` starts. Each Redis test uses its own key prefix.
 
@@ -76,20 +77,29 @@ async fn list_users(platform: &Platform) -> Outcome {
     send(platform.client.get(platform.url(USERS))).await
 }
 
+/// Sends a request without a token, so that its address is its bucket.
 async fn list_users_forwarded_for(platform: &Platform, forwarded_for: &str) -> Outcome {
-    let request = platform
-        .client
+    let request = common::client_with(None)
         .get(platform.url(USERS))
         .header("x-forwarded-for", forwarded_for);
     send(request).await
 }
 
-/// Builds a client whose connections come from `address`, another loopback
-/// address.
-fn client_from(address: &str) -> Client {
+/// Builds a client whose connections come from `address`, a loopback
+/// address, and that sends `subject`'s token, or none.
+fn client_from(address: &str, subject: Option<&str>) -> Client {
     let address: IpAddr = address.parse().unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(subject) = subject {
+        let token = common::token(subject, false);
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
     Client::builder()
         .local_address(address)
+        .default_headers(headers)
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
@@ -97,6 +107,16 @@ fn client_from(address: &str) -> Client {
 
 fn assert_allowed(outcome: &Outcome, case: &str) {
     assert_eq!(outcome.status, StatusCode::OK, "{case}: {}", outcome.body);
+}
+
+/// A request without a token passes the rate limit and then gets 401.
+fn assert_passed_limit(outcome: &Outcome, case: &str) {
+    assert_eq!(
+        outcome.status,
+        StatusCode::UNAUTHORIZED,
+        "{case}: {}",
+        outcome.body
+    );
 }
 
 fn assert_limited(outcome: &Outcome, retry_after: &str, case: &str) {
@@ -146,18 +166,45 @@ async fn limited_response_is_a_problem_with_headers() {
 #[tokio::test]
 async fn other_client_address_is_not_limited() {
     let platform = start_limited(0.5, 2).await;
-    for _ in 0..2 {
-        list_users(&platform).await;
+    let first = client_from("127.0.0.1", None);
+    for request in 0..2 {
+        let outcome = send(first.get(platform.url(USERS))).await;
+        assert_passed_limit(&outcome, &format!("first client, request {request}"));
     }
-    assert_limited(&list_users(&platform).await, "2", "first client");
+    assert_limited(
+        &send(first.get(platform.url(USERS))).await,
+        "2",
+        "first client",
+    );
 
-    let other = client_from("127.0.0.2");
+    let other = client_from("127.0.0.2", None);
     for request in 0..2 {
         let outcome = send(other.get(platform.url(USERS))).await;
-        assert_allowed(&outcome, &format!("other client, request {request}"));
+        assert_passed_limit(&outcome, &format!("other client, request {request}"));
     }
     let outcome = send(other.get(platform.url(USERS))).await;
     assert_limited(&outcome, "2", "other client past its burst");
+}
+
+#[tokio::test]
+async fn a_token_subject_is_one_client_at_any_address() {
+    let platform = start_limited(0.5, 1).await;
+    let ayu_here = client_from("127.0.0.1", Some("ayu"));
+    let ayu_there = client_from("127.0.0.3", Some("ayu"));
+    let budi_here = client_from("127.0.0.1", Some("budi"));
+
+    // Regular users may not list users: 403 is past the limit.
+    let outcome = send(ayu_here.get(platform.url(USERS))).await;
+    assert_eq!(outcome.status, StatusCode::FORBIDDEN, "{}", outcome.body);
+    let outcome = send(ayu_there.get(platform.url(USERS))).await;
+    assert_limited(&outcome, "2", "same subject from another address");
+    let outcome = send(budi_here.get(platform.url(USERS))).await;
+    assert_eq!(
+        outcome.status,
+        StatusCode::FORBIDDEN,
+        "another subject at the same address: {}",
+        outcome.body
+    );
 }
 
 #[tokio::test]
@@ -172,7 +219,7 @@ async fn trusted_proxy_forwards_client_address() {
     .await;
 
     let first = list_users_forwarded_for(&platform, "203.0.113.7").await;
-    assert_allowed(&first, "first client");
+    assert_passed_limit(&first, "first client");
     let again = list_users_forwarded_for(&platform, "203.0.113.7").await;
     assert_limited(&again, "2", "first client again");
     // The client may prepend entries, but the proxy appends the real one.
@@ -180,7 +227,7 @@ async fn trusted_proxy_forwards_client_address() {
     assert_limited(&spoofed, "2", "first client with a spoofed entry");
 
     let other = list_users_forwarded_for(&platform, "203.0.113.8").await;
-    assert_allowed(&other, "second client");
+    assert_passed_limit(&other, "second client");
 }
 
 #[tokio::test]
@@ -188,7 +235,7 @@ async fn forwarded_for_is_ignored_without_trusted_proxy() {
     let platform = start_limited(0.5, 1).await;
 
     let first = list_users_forwarded_for(&platform, "203.0.113.7").await;
-    assert_allowed(&first, "first request");
+    assert_passed_limit(&first, "first request");
     let spoofed = list_users_forwarded_for(&platform, "203.0.113.8").await;
     assert_limited(&spoofed, "2", "same peer with another forwarded address");
 }
@@ -273,7 +320,8 @@ async fn redis_bucket_expires_once_full_again() {
         .unwrap_or_else(|error| {
             panic!("no Redis at {SHARED_REDIS} ({error}); scripts/test.sh installs and starts one")
         });
-    let key = format!("{prefix}:ratelimit:v1:127.0.0.1");
+    // The admin client's bucket, keyed by its token's subject.
+    let key = format!("{prefix}:ratelimit:v1:sub:test-admin");
     let ttl_ms: i64 = redis::cmd("PTTL")
         .arg(&key)
         .query_async(&mut connection)

@@ -2,6 +2,8 @@
 //! against a fake user service that fails on purpose and against the real
 //! one stopped and started again.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -109,7 +111,7 @@ struct Gateway {
 
 impl Gateway {
     async fn start(user_url: &str, adjust: impl FnOnce(&mut gateway::Settings)) -> Self {
-        let mut settings = gateway::Settings::with_backends(user_url, user_url);
+        let mut settings = common::settings(user_url, user_url);
         settings.cache.enabled = false;
         adjust(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -118,10 +120,7 @@ impl Gateway {
         tokio::spawn(gateway::serve(listener, settings, async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         }));
-        let client = Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+        let client = common::client_with(Some(&common::token("test-admin", true)));
         Self {
             base,
             client,

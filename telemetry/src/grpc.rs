@@ -20,6 +20,38 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation;
 
+/// Metadata key naming whom the gateway serves: the subject of the
+/// caller's verified token. Absent when authentication is off.
+///
+/// NOTE: a service trusts it as far as it trusts its peer; only mutual TLS
+/// ensures the peer is the gateway.
+pub const CALLER_SUBJECT_KEY: &str = "x-caller-subject";
+
+/// Metadata key with the caller's role: `admin` or `user`.
+pub const CALLER_ROLE_KEY: &str = "x-caller-role";
+
+/// Longest caller subject recorded on a span.
+const MAX_SUBJECT_LEN: usize = 255;
+
+/// Records the caller the gateway named in the metadata on the server
+/// span, as OpenTelemetry's `enduser.id` and `enduser.role`.
+fn record_caller(span: &tracing::Span, headers: &http::HeaderMap) {
+    let visible = |name: &str, max: usize| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .filter(|text| !text.is_empty() && text.len() <= max)
+            .filter(|text| text.bytes().all(|byte| byte.is_ascii_graphic()))
+            .map(str::to_owned)
+    };
+    if let Some(subject) = visible(CALLER_SUBJECT_KEY, MAX_SUBJECT_LEN) {
+        span.record("enduser.id", subject);
+    }
+    if let Some(role) = visible(CALLER_ROLE_KEY, 16) {
+        span.record("enduser.role", role);
+    }
+}
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Latency buckets in seconds, from 0.5 ms to 10 s.
@@ -147,9 +179,12 @@ where
             rpc.grpc.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
+            enduser.role = tracing::field::Empty,
         );
         let _ = span.set_parent(propagation::extract(request.headers()));
         propagation::record_trace_id(&span);
+        record_caller(&span, request.headers());
 
         let started = Instant::now();
         let metrics = self.layer.metrics.clone();

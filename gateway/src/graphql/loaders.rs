@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::api::Api;
+use crate::auth::Call;
 use crate::error::ApiError;
 use crate::model::{Order, User};
 
@@ -23,7 +24,7 @@ pub type OrdersDataLoader = DataLoader<OrdersLoader, HashMapCache>;
 /// Loads users by id through `BatchGetUsers`.
 pub struct UserLoader {
     pub api: Api,
-    pub request_id: String,
+    pub call: Call,
 }
 
 impl Loader<String> for UserLoader {
@@ -36,7 +37,7 @@ impl Loader<String> for UserLoader {
         for chunk in keys.chunks(100) {
             let users = self
                 .api
-                .batch_get_users(&self.request_id, chunk.to_vec())
+                .batch_get_users(&self.call, chunk.to_vec())
                 .await
                 .map_err(Arc::new)?;
             found.extend(users.into_iter().map(|user| (user.id.to_string(), user)));
@@ -56,7 +57,7 @@ pub struct UserOrdersKey {
 /// distinct limit and 100 users.
 pub struct OrdersLoader {
     pub api: Api,
-    pub request_id: String,
+    pub call: Call,
 }
 
 impl Loader<UserOrdersKey> for OrdersLoader {
@@ -80,7 +81,7 @@ impl Loader<UserOrdersKey> for OrdersLoader {
             for chunk in user_ids.chunks(100) {
                 let results = self
                     .api
-                    .orders_of_users(&self.request_id, chunk.to_vec(), limit)
+                    .orders_of_users(&self.call, chunk.to_vec(), limit)
                     .await
                     .map_err(Arc::new)?;
                 for (user_id, orders) in results {

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::api::Api;
+use crate::auth::Call;
 use crate::error::ApiError;
-use crate::request_id::RequestId;
 
 pub use limits::AliasLimit;
 use loaders::{OrdersLoader, UserLoader};
@@ -91,7 +91,7 @@ pub fn schema(api: Api, limits: QueryLimits) -> GatewaySchema {
 /// handled exactly like GET.
 pub async fn handle(
     State(state): State<GraphqlState>,
-    RequestId(request_id): RequestId,
+    call: Call,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -141,12 +141,12 @@ pub async fn handle(
 
     let api = state.api.clone();
     let request = request
-        .data(RequestId(request_id.clone()))
+        .data(call.clone())
         .data(
             DataLoader::with_cache(
                 UserLoader {
                     api: api.clone(),
-                    request_id: request_id.clone(),
+                    call: call.clone(),
                 },
                 spawn_in_current_span,
                 HashMapCache::default(),
@@ -155,7 +155,7 @@ pub async fn handle(
         )
         .data(
             DataLoader::with_cache(
-                OrdersLoader { api, request_id },
+                OrdersLoader { api, call },
                 spawn_in_current_span,
                 HashMapCache::default(),
             )
@@ -163,32 +163,45 @@ pub async fn handle(
         );
 
     let span = operation_span::span_for(&request);
-    let mutation = operation_span::mutation_fields(&request);
+    let operation = operation_span::root_fields(&request);
     let mut response = state.schema.execute(request).instrument(span).await;
     label_validation_errors(&mut response);
     let outcome = audit_outcome(&response);
     let mut response = GraphQLResponse::from(response).into_response();
-    if let Some(fields) = mutation {
+    if let Some((kind, fields)) = operation {
         response
             .extensions_mut()
-            .insert(crate::audit::GraphqlMutation { fields, outcome });
+            .insert(crate::audit::GraphqlOperation {
+                kind,
+                fields,
+                outcome,
+            });
     }
     response
 }
 
-/// Returns `ok`, or the `extensions.code` of the response's first error.
+/// Returns `ok`, or the `extensions.code` of the response's first error;
+/// `FORBIDDEN` wins over other codes, so a denied field is never hidden
+/// behind another error.
 fn audit_outcome(response: &async_graphql::Response) -> String {
-    let Some(error) = response.errors.first() else {
-        return "ok".to_owned();
-    };
-    error
-        .extensions
-        .as_ref()
-        .and_then(|extensions| extensions.get("code"))
-        .map_or_else(
-            || "error".to_owned(),
-            |code| code.to_string().trim_matches('"').to_owned(),
-        )
+    let codes: Vec<String> = response
+        .errors
+        .iter()
+        .map(|error| {
+            error
+                .extensions
+                .as_ref()
+                .and_then(|extensions| extensions.get("code"))
+                .map_or_else(
+                    || "error".to_owned(),
+                    |code| code.to_string().trim_matches('"').to_owned(),
+                )
+        })
+        .collect();
+    if codes.iter().any(|code| code == crate::audit::FORBIDDEN) {
+        return crate::audit::FORBIDDEN.to_owned();
+    }
+    codes.into_iter().next().unwrap_or_else(|| "ok".to_owned())
 }
 
 /// Spawns a DataLoader batch inside the current span, so its backend calls
@@ -211,6 +224,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Tells whether a request asks for the GraphiQL page rather than for a
+/// GraphQL operation.
+pub fn is_playground_request(request: &axum::extract::Request) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD) && wants_html(request.headers())
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -258,6 +277,6 @@ fn api<'a>(ctx: &Context<'a>) -> &'a Api {
     ctx.data_unchecked::<Api>()
 }
 
-fn request_id<'a>(ctx: &Context<'a>) -> &'a str {
-    &ctx.data_unchecked::<RequestId>().0
+fn call<'a>(ctx: &Context<'a>) -> &'a Call {
+    ctx.data_unchecked::<Call>()
 }

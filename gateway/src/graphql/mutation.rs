@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
-use super::{api, request_id};
+use super::{api, call};
 use crate::error::ApiError;
 use crate::inputs::{CreateOrderInput, CreateUserInput, PaymentInput, UpdateUserInput};
 use crate::int64::Int64;
@@ -30,7 +30,7 @@ impl Mutation {
         idempotency_key: Option<String>,
     ) -> Result<User> {
         api(ctx)
-            .create_user(request_id(ctx), input, idempotency_key)
+            .create_user(call(ctx), input, idempotency_key)
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -48,7 +48,7 @@ impl Mutation {
     ) -> Result<User> {
         let expected_version = expected_version.map(|version| version.0);
         api(ctx)
-            .update_user(request_id(ctx), &id, input, expected_version)
+            .update_user(call(ctx), &id, input, expected_version)
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -65,7 +65,7 @@ impl Mutation {
     ) -> Result<ID> {
         let expected_version = expected_version.map(|version| version.0);
         api(ctx)
-            .delete_user(request_id(ctx), &id, expected_version)
+            .delete_user(call(ctx), &id, expected_version)
             .await
             .map_err(ApiError::into_graphql)?;
         Ok(id)
@@ -81,7 +81,7 @@ impl Mutation {
         idempotency_key: Option<String>,
     ) -> Result<Order> {
         api(ctx)
-            .create_order(request_id(ctx), input, idempotency_key)
+            .create_order(call(ctx), input, idempotency_key)
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -94,7 +94,7 @@ impl Mutation {
         status: OrderStatus,
     ) -> Result<Order> {
         api(ctx)
-            .update_order_status(request_id(ctx), &id, status)
+            .update_order_status(call(ctx), &id, status)
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -107,7 +107,7 @@ impl Mutation {
         reason: Option<String>,
     ) -> Result<Order> {
         api(ctx)
-            .cancel_order(request_id(ctx), &id, reason.unwrap_or_default())
+            .cancel_order(call(ctx), &id, reason.unwrap_or_default())
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -123,7 +123,7 @@ impl Mutation {
         idempotency_key: Option<String>,
     ) -> Result<PaymentResult> {
         let (order, payment) = api(ctx)
-            .process_payment(request_id(ctx), &order_id, input, idempotency_key)
+            .process_payment(call(ctx), &order_id, input, idempotency_key)
             .await
             .map_err(ApiError::into_graphql)?;
         Ok(PaymentResult { order, payment })

@@ -34,15 +34,13 @@ pub fn is_mutation(request: &async_graphql::Request) -> bool {
     matches!(operation_of(request), Some(("mutation", _)))
 }
 
-/// Returns the root fields of the mutation the request runs, joined by
-/// commas (for example `createUser,updateUser`), or `None` when it runs no
-/// mutation.
-pub fn mutation_fields(request: &async_graphql::Request) -> Option<String> {
+/// Returns the kind of the operation the request runs (`query` or
+/// `mutation`) and its root fields joined by commas (for example
+/// `createUser,updateUser`), or `None` when no single operation is
+/// selected.
+pub fn root_fields(request: &async_graphql::Request) -> Option<(&'static str, String)> {
     let document = parse_query(&request.query).ok()?;
     let (_, operation) = selected_operation(&document, request.operation_name.as_deref())?;
-    if operation.node.ty != OperationType::Mutation {
-        return None;
-    }
     let fields: Vec<&str> = operation
         .node
         .selection_set
@@ -54,19 +52,25 @@ pub fn mutation_fields(request: &async_graphql::Request) -> Option<String> {
             _ => None,
         })
         .collect();
-    Some(fields.join(","))
+    Some((kind_of(operation.node.ty), fields.join(",")))
+}
+
+fn kind_of(ty: OperationType) -> &'static str {
+    match ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    }
 }
 
 /// Finds the operation the request runs: the one it names, or the only one.
 fn operation_of(request: &async_graphql::Request) -> Option<(&'static str, Option<String>)> {
     let document = parse_query(&request.query).ok()?;
     let (name, operation) = selected_operation(&document, request.operation_name.as_deref())?;
-    let kind = match operation.node.ty {
-        OperationType::Query => "query",
-        OperationType::Mutation => "mutation",
-        OperationType::Subscription => "subscription",
-    };
-    Some((kind, name.map(|name| name.to_string())))
+    Some((
+        kind_of(operation.node.ty),
+        name.map(|name| name.to_string()),
+    ))
 }
 
 fn selected_operation<'a>(

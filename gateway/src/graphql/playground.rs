@@ -130,11 +130,37 @@ fn content_security_policy(nonce: &str) -> String {
     )
 }
 
+/// The headers editor's first content: where the caller's token goes.
+/// GraphiQL keeps it out of browser storage.
+const DEFAULT_HEADERS: &str = "{\n  \"Authorization\": \"Bearer PASTE-YOUR-TOKEN-HERE\"\n}\n";
+
+/// The query editor's first content: how to authenticate, then an example.
+const DEFAULT_QUERY: &str = "\
+# Every operation needs a bearer token. Paste one into the Headers tab
+# below, replacing PASTE-YOUR-TOKEN-HERE. The quickstart prints an admin
+# token and a regular user's token when it starts; in a deployment, get
+# one from your identity provider. Without a valid token the schema does
+# not load and every operation answers UNAUTHENTICATED.
+#
+# A regular user may read only their own user record and orders; the
+# admin role may do everything.
+
+query Me($id: ID!) {
+  user(id: $id) {
+    id
+    name
+    orders { id status total }
+  }
+}
+";
+
 /// Builds the page. Its inline script hands the nonce to GraphiQL through
 /// `__webpack_nonce__`, because the react-remove-scroll package bundled in
 /// GraphiQL sets that nonce on the style elements it adds when a dialog opens.
 fn page_html(nonce: &str) -> String {
     let style = GRAPHIQL_STYLE.path();
+    let default_headers = serde_json::to_string(DEFAULT_HEADERS).unwrap_or_default();
+    let default_query = serde_json::to_string(DEFAULT_QUERY).unwrap_or_default();
     let scripts: String = SCRIPTS
         .iter()
         .map(|script| format!("    <script src=\"{}\"></script>\n", script.path()))
@@ -158,7 +184,12 @@ fn page_html(nonce: &str) -> String {
       window.__webpack_nonce__ = document.currentScript.nonce;
       const fetcher = GraphiQL.createFetcher({{ url: "{GRAPHQL_PATH}" }});
       ReactDOM.createRoot(document.getElementById("graphiql")).render(
-        React.createElement(GraphiQL, {{ fetcher, defaultEditorToolsVisibility: true }}),
+        React.createElement(GraphiQL, {{
+          fetcher,
+          defaultEditorToolsVisibility: "headers",
+          defaultHeaders: {default_headers},
+          defaultQuery: {default_query},
+        }}),
       );
     </script>
   </body>

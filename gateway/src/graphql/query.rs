@@ -3,7 +3,7 @@
 
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 
-use super::{api, request_id};
+use super::{api, call};
 use crate::error::ApiError;
 use crate::inputs::{OrderListParams, OrderOrderField, UserListParams, UserOrderField};
 use crate::int64::Int64;
@@ -76,7 +76,7 @@ impl Query {
     /// A user by id.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
         api(ctx)
-            .get_user(request_id(ctx), &id)
+            .get_user(call(ctx), &id)
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -102,7 +102,7 @@ impl Query {
             direction: order_by.and_then(|order| order.direction),
         };
         let page = api(ctx)
-            .list_users(request_id(ctx), params)
+            .list_users(call(ctx), params)
             .await
             .map_err(ApiError::into_graphql)?;
         prefetch::orders_of_page(ctx, &page.items, MAX_ORDERS_PER_USER).await;
@@ -115,7 +115,7 @@ impl Query {
     /// An order by id.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
         api(ctx)
-            .get_order(request_id(ctx), &id)
+            .get_order(call(ctx), &id)
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -143,7 +143,7 @@ impl Query {
             direction: order_by.and_then(|order| order.direction),
         };
         let page = api(ctx)
-            .list_orders(request_id(ctx), params)
+            .list_orders(call(ctx), params)
             .await
             .map_err(ApiError::into_graphql)?;
         prefetch::users_of_page(ctx, &page.items).await;
@@ -156,7 +156,7 @@ impl Query {
     /// Business numbers about users.
     async fn user_metrics(&self, ctx: &Context<'_>) -> Result<UserMetrics> {
         api(ctx)
-            .user_metrics(request_id(ctx))
+            .user_metrics(call(ctx))
             .await
             .map_err(ApiError::into_graphql)
     }
@@ -164,7 +164,7 @@ impl Query {
     /// Business numbers about orders and payments.
     async fn order_metrics(&self, ctx: &Context<'_>) -> Result<OrderMetrics> {
         api(ctx)
-            .order_metrics(request_id(ctx))
+            .order_metrics(call(ctx))
             .await
             .map_err(ApiError::into_graphql)
     }

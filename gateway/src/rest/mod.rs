@@ -17,6 +17,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::Api;
+use crate::auth::Authenticator;
 use openapi::ApiDoc;
 
 /// Path of the OpenAPI document.
@@ -37,7 +38,7 @@ const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
      frame-ancestors 'none'";
 
 /// Builds the REST routes and the documentation pages.
-pub fn router(api: Api) -> Router {
+pub fn router(api: Api, authenticator: Authenticator) -> Router {
     let routes = Router::new()
         .route("/api/v1/users", get(users::list).post(users::create))
         .route(
@@ -52,6 +53,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/orders/{id}/payments", post(orders::pay))
         .route("/api/v1/metrics/users", get(users::metrics))
         .route("/api/v1/metrics/orders", get(orders::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            crate::auth::authenticate,
+        ))
         .with_state(api);
 
     let docs = Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, ApiDoc::openapi())).layer(

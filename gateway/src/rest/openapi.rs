@@ -33,7 +33,8 @@ use crate::model::SortDirection;
         (name = "orders", description = "Orders and payments"),
         (name = "metrics", description = "Business numbers"),
     ),
-    modifiers(&SharedResponses, &OptionalBodies),
+    modifiers(&SharedResponses, &OptionalBodies, &BearerAuth),
+    security(("bearer" = [])),
 )]
 pub struct ApiDoc;
 
@@ -47,7 +48,19 @@ struct Shared {
     body_only: bool,
 }
 
-const SHARED: [Shared; 6] = [
+const SHARED: [Shared; 8] = [
+    Shared {
+        status: "401",
+        name: "Unauthenticated",
+        description: "The request has no bearer token, or its token is malformed, expired, not valid yet, for another issuer or audience, or badly signed. Code UNAUTHENTICATED; `WWW-Authenticate` says what was wrong.",
+        body_only: false,
+    },
+    Shared {
+        status: "403",
+        name: "Forbidden",
+        description: "The token is valid but its holder may not do this: a regular user touches only their own user record and orders; the rest needs the `admin` role. Code FORBIDDEN.",
+        body_only: false,
+    },
     Shared {
         status: "413",
         name: "PayloadTooLarge",
@@ -75,7 +88,7 @@ const SHARED: [Shared; 6] = [
     Shared {
         status: "503",
         name: "ServiceUnavailable",
-        description: "A backend service is unavailable, busy or behind an open circuit breaker (UNAVAILABLE), or the gateway is serving as many requests as MAX_IN_FLIGHT_REQUESTS allows (OVERLOADED). Safe to retry after `Retry-After` seconds: writes with an Idempotency-Key apply once.",
+        description: "A backend service is unavailable, busy or behind an open circuit breaker (UNAVAILABLE), the keys that check tokens could not be loaded (UNAVAILABLE), or the gateway is serving as many requests as MAX_IN_FLIGHT_REQUESTS allows (OVERLOADED). Safe to retry after `Retry-After` seconds: writes with an Idempotency-Key apply once.",
         body_only: false,
     },
     Shared {
@@ -99,6 +112,9 @@ impl Modify for SharedResponses {
                 .content(PROBLEM_JSON, problem_content());
             if matches!(shared.status, "429" | "503") {
                 response = response.header("Retry-After", header(schemas::retry_after()));
+            }
+            if shared.status == "401" {
+                response = response.header("WWW-Authenticate", header(schemas::www_authenticate()));
             }
             components
                 .responses
@@ -163,6 +179,26 @@ fn problem_content() -> utoipa::openapi::Content {
     ContentBuilder::new()
         .schema(Some(RefOr::Ref(Ref::from_schema_name(Problem::name()))))
         .build()
+}
+
+/// Declares the bearer JWT that every operation requires.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "A JWT signed with HS256, RS256 or ES256. The `roles` claim (or the one JWT_ROLES_CLAIM names) holding `admin` grants everything; otherwise `sub` must be the caller's user id.",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
 }
 
 /// Removes `null` from the schema of an optional request body: such an

@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 use super::extract::{ApiJson, ApiPath, ApiQuery, optional_json};
 use super::headers::{IdempotencyKeyHeader, idempotency_key};
 use crate::api::Api;
+use crate::auth::Call;
 use crate::error::{ApiError, Problem};
 use crate::inputs::{
     CancelInput, CreateOrderInput, OrderListParams, PaymentInput, StatusChangeInput,
 };
 use crate::model::{Order, OrderMetrics, Payment};
-use crate::request_id::RequestId;
 
 /// One page of orders.
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,10 +41,10 @@ pub struct PaymentResult {
         (status = 400, description = "A parameter is invalid, `created_before` is not later than `created_after`, or `page_token` is malformed, expired or was issued for other filters. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiQuery(params): ApiQuery<OrderListParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
-    let page = api.list_orders(&request_id, params).await?;
+    let page = api.list_orders(&call, params).await?;
     Ok(Json(OrderPage {
         orders: page.items,
         next_page_token: page.next_page_token,
@@ -61,12 +61,12 @@ pub async fn list(
         (status = 409, description = "The user does not exist or is SUSPENDED, or the Idempotency-Key was used with another body. Code FAILED_PRECONDITION.", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     headers: HeaderMap,
     ApiJson(input): ApiJson<CreateOrderInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = idempotency_key(&headers)?;
-    let order = api.create_order(&request_id, input, key).await?;
+    let order = api.create_order(&call, input, key).await?;
     let location = format!("/api/v1/orders/{}", order.id.as_str());
     Ok((
         StatusCode::CREATED,
@@ -83,10 +83,10 @@ pub async fn create(
         (status = 404, description = "No order has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Order>, ApiError> {
-    Ok(Json(api.get_order(&request_id, &id).await?))
+    Ok(Json(api.get_order(&call, &id).await?))
 }
 
 /// Move an order to SHIPPED, DELIVERED or CANCELLED.
@@ -99,13 +99,12 @@ pub async fn get(
         (status = 409, description = "The order's status does not allow this change (FAILED_PRECONDITION), or a concurrent write changed the order first (ABORTED).", body = Problem, content_type = "application/problem+json")))]
 pub async fn change_status(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<StatusChangeInput>,
 ) -> Result<Json<Order>, ApiError> {
     Ok(Json(
-        api.update_order_status(&request_id, &id, input.status)
-            .await?,
+        api.update_order_status(&call, &id, input.status).await?,
     ))
 }
 
@@ -120,16 +119,14 @@ pub async fn change_status(
         (status = 409, description = "The order is SHIPPED, DELIVERED or already CANCELLED (FAILED_PRECONDITION), or a concurrent write changed it first (ABORTED).", body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Order>, ApiError> {
     let body = body.map_err(|rejection| ApiError::from(JsonRejection::from(rejection)))?;
     let input: CancelInput = optional_json(&headers, &body)?;
-    Ok(Json(
-        api.cancel_order(&request_id, &id, input.reason).await?,
-    ))
+    Ok(Json(api.cancel_order(&call, &id, input.reason).await?))
 }
 
 /// Pay a PENDING order.
@@ -142,22 +139,19 @@ pub async fn cancel(
         (status = 409, description = "The order is not PENDING, the Idempotency-Key was used with another body (FAILED_PRECONDITION), or a concurrent write changed the order first (ABORTED).", body = Problem, content_type = "application/problem+json")))]
 pub async fn pay(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<PaymentInput>,
 ) -> Result<Json<PaymentResult>, ApiError> {
     let key = idempotency_key(&headers)?;
-    let (order, payment) = api.process_payment(&request_id, &id, input, key).await?;
+    let (order, payment) = api.process_payment(&call, &id, input, key).await?;
     Ok(Json(PaymentResult { order, payment }))
 }
 
 /// Business numbers about orders and payments.
 #[utoipa::path(get, path = "/api/v1/metrics/orders", operation_id = "get_order_metrics", tag = "metrics",
     responses((status = 200, description = "Order counts, revenue and payment outcomes", body = OrderMetrics)))]
-pub async fn metrics(
-    State(api): State<Api>,
-    RequestId(request_id): RequestId,
-) -> Result<Json<OrderMetrics>, ApiError> {
-    Ok(Json(api.order_metrics(&request_id).await?))
+pub async fn metrics(State(api): State<Api>, call: Call) -> Result<Json<OrderMetrics>, ApiError> {
+    Ok(Json(api.order_metrics(&call).await?))
 }

@@ -415,6 +415,17 @@ pub fn retry_after() -> Object {
         .build()
 }
 
+/// Schema of the `WWW-Authenticate` header of a 401 (RFC 6750).
+pub fn www_authenticate() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^Bearer realm=\"lintas\""))
+        .description(Some(
+            "The bearer challenge, with `error` and `error_description` when a token was sent.",
+        ))
+        .build()
+}
+
 /// Schema of a nullable field: the field's own schema or `null`.
 pub fn nullable(schema: impl Into<RefOr<Schema>>) -> Schema {
     utoipa::openapi::schema::OneOfBuilder::new()

@@ -12,10 +12,10 @@ use super::headers::{
     IdempotencyKeyHeader, IfMatchHeader, etag, idempotency_key, if_match, precondition_failed,
 };
 use crate::api::Api;
+use crate::auth::Call;
 use crate::error::{ApiError, Problem};
 use crate::inputs::{CreateUserInput, PageParams, UpdateUserInput, UserListParams};
 use crate::model::{User, UserMetrics};
-use crate::request_id::RequestId;
 
 use super::orders::OrderPage;
 
@@ -34,10 +34,10 @@ pub struct UserPage {
         (status = 400, description = "A parameter is invalid, or `page_token` is malformed, expired or was issued for other filters. Code INVALID_ARGUMENT.", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiQuery(params): ApiQuery<UserListParams>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let page = api.list_users(&request_id, params).await?;
+    let page = api.list_users(&call, params).await?;
     Ok(Json(UserPage {
         users: page.items,
         next_page_token: page.next_page_token,
@@ -54,12 +54,12 @@ pub async fn list(
         (status = 409, description = "The email address is in use (ALREADY_EXISTS), or the Idempotency-Key was used with another body (FAILED_PRECONDITION).", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     headers: HeaderMap,
     ApiJson(input): ApiJson<CreateUserInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = idempotency_key(&headers)?;
-    let user = api.create_user(&request_id, input, key).await?;
+    let user = api.create_user(&call, input, key).await?;
     let location = format!("/api/v1/users/{}", user.id.as_str());
     let tag = etag(user.version.0);
     Ok((
@@ -78,10 +78,10 @@ pub async fn create(
         (status = 404, description = "No user has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = api.get_user(&request_id, &id).await?;
+    let user = api.get_user(&call, &id).await?;
     Ok(([(header::ETAG, etag(user.version.0))], Json(user)))
 }
 
@@ -96,14 +96,14 @@ pub async fn get(
         (status = 412, description = "If-Match names another version than the user's. Code PRECONDITION_FAILED.", body = Problem, content_type = "application/problem+json")))]
 pub async fn update(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<UpdateUserInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let expected_version = if_match(&headers)?;
     let user = api
-        .update_user(&request_id, &id, input, expected_version)
+        .update_user(&call, &id, input, expected_version)
         .await
         .map_err(|error| precondition_failed(error, expected_version.is_some()))?;
     Ok(([(header::ETAG, etag(user.version.0))], Json(user)))
@@ -120,12 +120,12 @@ pub async fn update(
         (status = 412, description = "If-Match names another version than the user's. Code PRECONDITION_FAILED.", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let expected_version = if_match(&headers)?;
-    api.delete_user(&request_id, &id, expected_version)
+    api.delete_user(&call, &id, expected_version)
         .await
         .map_err(|error| precondition_failed(error, expected_version.is_some()))?;
     Ok(StatusCode::NO_CONTENT)
@@ -140,12 +140,12 @@ pub async fn delete(
         (status = 404, description = "No user has this id. Code NOT_FOUND.", body = Problem, content_type = "application/problem+json")))]
 pub async fn orders(
     State(api): State<Api>,
-    RequestId(request_id): RequestId,
+    call: Call,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let page = api
-        .orders_by_user(&request_id, &id, params.page_size, params.page_token)
+        .orders_by_user(&call, &id, params.page_size, params.page_token)
         .await?;
     Ok(Json(OrderPage {
         orders: page.items,
@@ -156,9 +156,6 @@ pub async fn orders(
 /// Business numbers about users.
 #[utoipa::path(get, path = "/api/v1/metrics/users", operation_id = "get_user_metrics", tag = "metrics",
     responses((status = 200, description = "User counts", body = UserMetrics)))]
-pub async fn metrics(
-    State(api): State<Api>,
-    RequestId(request_id): RequestId,
-) -> Result<Json<UserMetrics>, ApiError> {
-    Ok(Json(api.user_metrics(&request_id).await?))
+pub async fn metrics(State(api): State<Api>, call: Call) -> Result<Json<UserMetrics>, ApiError> {
+    Ok(Json(api.user_metrics(&call).await?))
 }

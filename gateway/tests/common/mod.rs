@@ -66,7 +66,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut gateway::Settings)) -> Platform
         lintas_common::testing::fresh_database_url(data.path(), "orders").await,
         user_url.clone(),
     );
-    let mut gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
+    let mut gateway_settings = settings(&user_url, &order_url);
     adjust(&mut gateway_settings);
 
     tokio::spawn(user_svc::serve(
@@ -97,11 +97,54 @@ pub async fn start_with(adjust: impl FnOnce(&mut gateway::Settings)) -> Platform
     platform
 }
 
-fn http_client() -> Client {
+/// Secret of the tokens that test gateways accept.
+pub const SECRET: &[u8] = b"test-secret-with-at-least-32-bytes!";
+pub const ISSUER: &str = "https://issuer.test";
+pub const AUDIENCE: &str = "lintas-test";
+
+/// Gateway settings of the tests: the documented defaults, with HS256
+/// tokens signed by [`SECRET`] required.
+pub fn settings(user_url: &str, order_url: &str) -> gateway::Settings {
+    let mut settings = gateway::Settings::with_backends(user_url, order_url);
+    settings.auth =
+        gateway::AuthSettings::Jwt(gateway::JwtSettings::hs256(SECRET, ISSUER, AUDIENCE));
+    settings
+}
+
+/// A token for `subject`, valid for an hour.
+pub fn token(subject: &str, admin: bool) -> String {
+    gateway::auth::issue::hs256(
+        SECRET,
+        &gateway::auth::issue::TokenSpec {
+            issuer: ISSUER,
+            audience: AUDIENCE,
+            subject,
+            admin,
+            lifetime: Duration::from_secs(3600),
+        },
+    )
+    .unwrap()
+}
+
+/// An HTTP client that sends `token` with every request, or no token.
+pub fn client_with(token: Option<&str>) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
     Client::builder()
         .timeout(Duration::from_secs(20))
+        .default_headers(headers)
         .build()
         .unwrap()
+}
+
+/// The client of most tests: an admin's.
+fn http_client() -> Client {
+    client_with(Some(&token("test-admin", true)))
 }
 
 impl Platform {
@@ -112,7 +155,7 @@ impl Platform {
         let (stop, receiver) = watch::channel(false);
         let listener = loopback().await;
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut settings = gateway::Settings::with_backends(&self.user_url, &self.order_url);
+        let mut settings = settings(&self.user_url, &self.order_url);
         adjust(&mut settings);
         tokio::spawn(gateway::serve(listener, settings, stopped(&receiver)));
 

@@ -3,7 +3,8 @@
 //! A client may send `burst` requests at once and `per_second` requests per
 //! second sustained. A request that finds its client's bucket empty gets 429
 //! `RATE_LIMITED` with `Retry-After`, the whole seconds until the bucket has
-//! a token again. The client is its address (`client_address`). An IPv6
+//! a token again. The client is the subject of a valid bearer token, else
+//! its address (`client_address`). An IPv6
 //! client is keyed by its /64 network, because one host commonly has a
 //! whole /64 to pick addresses from.
 //!
@@ -30,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use self::bucket::{Decision, LocalBuckets, Quota};
 use self::redis_buckets::RedisBuckets;
 use super::client_address::client_address;
+use crate::auth::Identified;
 use crate::cache::CacheSettings;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -237,13 +239,13 @@ pub async fn limit(
     }
 }
 
-/// Returns the key of the bucket that `request` takes its token from.
-///
-/// NOTE: every client is keyed by its address, because the gateway has no
-/// authentication yet. Once it has, key an authenticated request by its
-/// token's subject here, so that clients behind one NAT stop sharing a
-/// bucket and one client cannot gain buckets by changing address.
+/// Returns the bucket of a request: its token's subject when it carries a
+/// valid token, so that clients behind one NAT do not share a bucket and
+/// one client cannot gain buckets by changing address; else its address.
 fn client_key(request: &Request, trusted_proxy_hops: usize) -> String {
+    if let Some(Identified(Ok(identity))) = request.extensions().get::<Identified>() {
+        return format!("sub:{}", identity.subject);
+    }
     let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
         return UNKNOWN_CLIENT.to_owned();
     };

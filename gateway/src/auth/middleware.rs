@@ -1,0 +1,147 @@
+//! The middleware in front of the API routes that turns the bearer token
+//! into a [`Caller`].
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::challenge::{self, Facade, Problem};
+use super::{AuthSettings, Caller, Identity, TokenError, Verifier};
+use crate::error::ApiError;
+
+/// Checks credentials as the settings say.
+#[derive(Clone)]
+pub enum Authenticator {
+    Disabled,
+    Jwt(Arc<Verifier>),
+}
+
+impl Authenticator {
+    pub fn new(settings: &AuthSettings) -> anyhow::Result<Self> {
+        Ok(match settings {
+            AuthSettings::Disabled => Self::Disabled,
+            AuthSettings::Jwt(jwt) => Self::Jwt(Arc::new(Verifier::new(jwt)?)),
+        })
+    }
+}
+
+/// The outcome of checking a request's bearer token, kept in the request
+/// so that the rate limiter can key on the subject. Absent when the request
+/// carries no `Authorization` header.
+#[derive(Clone)]
+pub struct Identified(pub Result<Identity, Refusal>);
+
+/// Checks the bearer token of every request that has one, before the rate
+/// limit: a request with a valid token is limited by its subject. Whether
+/// the route needs a token is left to [`authenticate`].
+pub async fn identify(
+    State(authenticator): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Authenticator::Jwt(verifier) = &authenticator {
+        let header = request.headers().get(header::AUTHORIZATION).cloned();
+        if let Some(header) = header {
+            let outcome = check(verifier, header).await;
+            request.extensions_mut().insert(Identified(outcome));
+        }
+    }
+    next.run(request).await
+}
+
+/// Admits a request with a valid bearer token, and puts its [`Caller`] in
+/// the request, and in the response for the audit line. The GraphiQL page
+/// is public: it only loads the playground, which sends the token itself.
+pub async fn authenticate(
+    State(authenticator): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let facade = if request.uri().path() == crate::graphql::GRAPHQL_PATH {
+        Facade::Graphql
+    } else {
+        Facade::Rest
+    };
+    if facade == Facade::Graphql && crate::graphql::is_playground_request(&request) {
+        return next.run(request).await;
+    }
+    let caller = match &authenticator {
+        Authenticator::Disabled => Caller::Unchecked,
+        Authenticator::Jwt(verifier) => {
+            let identified = request.extensions().get::<Identified>().cloned();
+            let header = request.headers().get(header::AUTHORIZATION).cloned();
+            let outcome = match (identified, header) {
+                (Some(Identified(outcome)), _) => outcome,
+                // Served without `identify` in front.
+                (None, Some(header)) => check(verifier, header).await,
+                (None, None) => Err(Refusal::Unauthorized(
+                    Problem::Missing,
+                    "authentication required: send Authorization: Bearer <token>".to_owned(),
+                )),
+            };
+            match outcome {
+                Ok(identity) => Caller::Authenticated(identity),
+                Err(refusal) => return refusal.respond(facade),
+            }
+        }
+    };
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(caller);
+    response
+}
+
+/// Why a request was not admitted.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    Unauthorized(Problem, String),
+    /// The keys could not be loaded: not the client's fault.
+    KeysUnavailable,
+}
+
+impl Refusal {
+    fn respond(self, facade: Facade) -> Response {
+        match self {
+            Refusal::Unauthorized(problem, detail) => {
+                challenge::unauthorized(facade, problem, &detail)
+            }
+            Refusal::KeysUnavailable => challenge::respond(
+                facade,
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "the keys that check tokens are unavailable, retry later",
+                ),
+            ),
+        }
+    }
+}
+
+async fn check(verifier: &Verifier, authorization: HeaderValue) -> Result<Identity, Refusal> {
+    let token = authorization
+        .to_str()
+        .ok()
+        .and_then(|text| text.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            Refusal::Unauthorized(
+                Problem::MalformedHeader,
+                "Authorization header must be Bearer followed by a token".to_owned(),
+            )
+        })?;
+    match verifier.verify(token).await {
+        Ok(identity) => Ok(identity),
+        Err(TokenError::Invalid(detail)) => {
+            Err(Refusal::Unauthorized(Problem::InvalidToken, detail))
+        }
+        Err(error @ TokenError::KeysUnavailable(_)) => {
+            tracing::warn!(%error, "token not checked");
+            Err(Refusal::KeysUnavailable)
+        }
+    }
+}
