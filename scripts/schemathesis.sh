@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the REST API against its OpenAPI document with schemathesis. It
 # starts the whole platform (the `lintas` binary) on free loopback ports with
-# a fresh data folder and runs every schemathesis check with a fixed seed and
+# a fresh data folder and runs every schemathesis check, as the quickstart's
+# admin token (checks for ignored authentication send none), with a fixed seed and
 # a bounded number of examples. Then it stops the platform, and it fails on
 # any failure.
 #
@@ -86,6 +87,16 @@ target/debug/lintas --data-dir "$data_dir" \
 platform_pid=$!
 base_url="http://127.0.0.1:$gateway_port"
 wait_until_ready "$base_url/readyz"
+# The quickstart writes its admin token once the demo data is in.
+for _ in $(seq 1 100); do
+  [[ -s $data_dir/admin.token ]] && break
+  sleep 0.1
+done
+if [[ ! -s $data_dir/admin.token ]]; then
+  echo "the platform wrote no admin token to $data_dir within 10 s" >&2
+  exit 1
+fi
+token=$(<"$data_dir/admin.token")
 
 echo "==> schemathesis $SCHEMATHESIS_VERSION against $base_url"
 config=$PWD/scripts/schemathesis/schemathesis.toml
@@ -96,6 +107,7 @@ status=0
   cd "$WORK_DIR"
   timeout "$RUN_TIMEOUT" "$PWD/venv/bin/schemathesis" --config-file "$config" \
     run "$base_url/api/openapi.json" \
+    --header "Authorization: Bearer $token" \
     --checks all --seed "$SEED" --max-examples "$MAX_EXAMPLES" \
     --request-timeout 15 --no-color "$@"
 ) || status=$?

@@ -69,7 +69,10 @@ create_secret lintas order-svc-secrets <<EOF
 DATABASE_URL=postgres://orders:$orders_password@postgres-orders:5432/orders?sslmode=disable
 PAGE_TOKEN_SECRET=$(random_value)
 EOF
-create_secret lintas gateway-secrets <<<"REDIS_URL=redis://:$redis_password@redis:6379/0"
+create_secret lintas gateway-secrets <<EOF
+REDIS_URL=redis://:$redis_password@redis:6379/0
+JWT_HS256_SECRET=$(random_value)
+EOF
 
 create_secret lintas-observability grafana-admin <<EOF
 admin-user=admin
@@ -77,4 +80,5 @@ admin-password=$(random_value)
 EOF
 create_secret lintas-observability alertmanager-webhook <<<"url=$ALERT_WEBHOOK_URL"
 
+echo "Admin token: JWT_HS256_SECRET=\$($KUBECTL -n lintas get secret gateway-secrets -o jsonpath='{.data.JWT_HS256_SECRET}' | base64 --decode) JWT_ISSUER=lintas-dev JWT_AUDIENCE=lintas cargo run -q -p gateway --bin lintas-token -- --subject ops --admin"
 echo "Grafana admin password: $KUBECTL -n lintas-observability get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 --decode"

@@ -22,7 +22,7 @@ pub use args::AuthArgs;
 pub use call::Call;
 pub use jwks::JwksSource;
 pub use middleware::{Authenticator, Identified, authenticate, identify};
-pub use verify::{TokenError, Verifier};
+pub use verify::{MIN_SECRET_LEN, TokenError, Verifier};
 
 /// How the gateway authenticates requests.
 #[derive(Debug, Clone)]
