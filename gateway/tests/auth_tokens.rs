@@ -159,6 +159,23 @@ async fn missing_and_malformed_credentials_get_a_challenge() {
             "{header}: {challenge}"
         );
     }
+    // Two Authorization headers, even both valid, are one too many.
+    let token = format!("Bearer {}", hs256(&claims()));
+    let response = reqwest::Client::new()
+        .get(platform.url("/api/v1/users?page_size=1"))
+        .header("authorization", &token)
+        .header("authorization", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_request")
+    );
+
     for garbage in ["abc", "a.b.c", "....", &"x".repeat(9000)] {
         let (status, body, _) = read_users(&platform, Some(&format!("Bearer {garbage}"))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");

@@ -101,6 +101,8 @@ async fn requests_are_traced_across_services() {
         .to_owned();
     assert_eq!(rest_trace.len(), 32);
     assert!(traceparent.contains(&rest_trace), "{traceparent}");
+    // No trace state was received, so none is sent back, not even empty.
+    assert!(response.headers().get("tracestate").is_none());
 
     // A GraphQL read with a named operation.
     let graphql = platform

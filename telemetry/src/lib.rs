@@ -83,7 +83,12 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .event_format(json_format::JsonFormat::new(config.service_name.clone()))
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+        // Colours only on a terminal, so that a log redirected to a file
+        // stays plain text.
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
     };
 
     let (loki_layer, loki) = match &config.loki_url {

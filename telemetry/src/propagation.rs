@@ -53,7 +53,18 @@ pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&context, &mut HeaderInjector(headers));
     });
+    // The W3C propagator writes `tracestate` even when the state is empty,
+    // and an empty header tells the client nothing.
+    if headers
+        .get(TRACESTATE)
+        .is_some_and(|value| value.is_empty())
+    {
+        headers.remove(TRACESTATE);
+    }
 }
+
+/// The W3C trace state header.
+const TRACESTATE: &str = "tracestate";
 
 /// Returns the trace id of `span` as 32 lowercase hex digits, or an empty
 /// string when the span belongs to no trace.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -43,9 +43,12 @@ pub async fn identify(
     next: Next,
 ) -> Response {
     if let Authenticator::Jwt(verifier) = &authenticator {
-        let header = request.headers().get(header::AUTHORIZATION).cloned();
-        if let Some(header) = header {
-            let outcome = check(verifier, header).await;
+        let outcome = match authorization(request.headers()) {
+            Ok(None) => None,
+            Ok(Some(header)) => Some(check(verifier, header).await),
+            Err(refusal) => Some(Err(refusal)),
+        };
+        if let Some(outcome) = outcome {
             request.extensions_mut().insert(Identified(outcome));
         }
     }
@@ -72,15 +75,17 @@ pub async fn authenticate(
         Authenticator::Disabled => Caller::Unchecked,
         Authenticator::Jwt(verifier) => {
             let identified = request.extensions().get::<Identified>().cloned();
-            let header = request.headers().get(header::AUTHORIZATION).cloned();
-            let outcome = match (identified, header) {
-                (Some(Identified(outcome)), _) => outcome,
+            let outcome = match identified {
+                Some(Identified(outcome)) => outcome,
                 // Served without `identify` in front.
-                (None, Some(header)) => check(verifier, header).await,
-                (None, None) => Err(Refusal::Unauthorized(
-                    Problem::Missing,
-                    "authentication required: send Authorization: Bearer <token>".to_owned(),
-                )),
+                None => match authorization(request.headers()) {
+                    Ok(Some(header)) => check(verifier, header).await,
+                    Ok(None) => Err(Refusal::Unauthorized(
+                        Problem::Missing,
+                        "authentication required: send Authorization: Bearer <token>".to_owned(),
+                    )),
+                    Err(refusal) => Err(refusal),
+                },
             };
             match outcome {
                 Ok(identity) => Caller::Authenticated(identity),
@@ -117,6 +122,20 @@ impl Refusal {
                 ),
             ),
         }
+    }
+}
+
+/// Returns the `Authorization` header; a request that sends it twice is
+/// rejected, because which copy counts would be a guess.
+fn authorization(headers: &HeaderMap) -> Result<Option<HeaderValue>, Refusal> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (Some(_), Some(_)) => Err(Refusal::Unauthorized(
+            Problem::MalformedHeader,
+            "send the Authorization header once".to_owned(),
+        )),
+        (first, None) => Ok(first.cloned()),
+        (None, Some(_)) => Ok(None),
     }
 }
 

@@ -32,8 +32,20 @@ pub struct IfMatchHeader {
     version: Option<String>,
 }
 
+/// Rejects a header sent more than once: which copy counts would be a
+/// guess, and a proxy may have merged two requests' headers.
+fn reject_repeated(headers: &HeaderMap, name: &str, display: &str) -> Result<(), ApiError> {
+    if headers.get_all(name).iter().nth(1).is_some() {
+        return Err(ApiError::invalid_argument(format!(
+            "{display}: send the header once"
+        )));
+    }
+    Ok(())
+}
+
 /// Returns the `Idempotency-Key` header, if any.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    reject_repeated(headers, IDEMPOTENCY_KEY, "Idempotency-Key")?;
     headers
         .get(IDEMPOTENCY_KEY)
         .map(|value| {
@@ -47,6 +59,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 /// Returns the version an `If-Match` header requires; `*` or no header
 /// require none.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    reject_repeated(headers, axum::http::header::IF_MATCH.as_str(), "If-Match")?;
     let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
         return Ok(None);
     };
@@ -93,6 +106,29 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(name, HeaderValue::from_static(value));
         headers
+    }
+
+    #[test]
+    fn repeated_headers_are_rejected() {
+        let mut headers = HeaderMap::new();
+        headers.append(IDEMPOTENCY_KEY, HeaderValue::from_static("a"));
+        assert_eq!(idempotency_key(&headers).unwrap().as_deref(), Some("a"));
+        headers.append(IDEMPOTENCY_KEY, HeaderValue::from_static("b"));
+        assert_eq!(
+            idempotency_key(&headers).unwrap_err().code,
+            "INVALID_ARGUMENT"
+        );
+
+        let mut headers = HeaderMap::new();
+        headers.append(
+            axum::http::header::IF_MATCH,
+            HeaderValue::from_static("\"1\""),
+        );
+        headers.append(
+            axum::http::header::IF_MATCH,
+            HeaderValue::from_static("\"2\""),
+        );
+        assert!(if_match(&headers).is_err());
     }
 
     #[test]
