@@ -42,7 +42,7 @@ pub struct Served<'a> {
     pub status: StatusCode,
     pub response_headers: &'a HeaderMap,
     pub graphql: Option<&'a GraphqlOperation>,
-    /// Who sent the request; none when it was refused before
+    /// Who sent the request; none when it was rejected before
     /// authentication or needs none.
     pub caller: Option<&'a Caller>,
     /// The client's address, as `TRUSTED_PROXY_HOPS` finds it.

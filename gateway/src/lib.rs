@@ -81,7 +81,7 @@ pub struct Settings {
     /// Requests each client may send; unlimited by default.
     pub rate_limit: RateLimitSettings,
     /// How callers authenticate. Off in [`Settings::with_backends`]; the
-    /// binary refuses to start until it is configured or switched off.
+    /// binary does not start until it is configured or switched off.
     pub auth: AuthSettings,
     /// Reverse proxies in front of the gateway that append the address of
     /// their peer to `X-Forwarded-For`. 0 takes the TCP peer as the client.

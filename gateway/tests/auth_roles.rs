@@ -245,7 +245,7 @@ async fn rest_rules_for_each_role() {
             assert_eq!(body["code"], "FORBIDDEN", "owner {label}");
         }
     }
-    // What the owner was refused wrote nothing.
+    // What the owner was denied wrote nothing.
     let (_, other) = world
         .platform
         .get(&format!("/api/v1/users/{}", world.other))

@@ -86,7 +86,7 @@ async fn read_users(platform: &Platform, header: Option<&str>) -> (StatusCode, V
     (status, body, challenge)
 }
 
-async fn assert_refused(platform: &Platform, token: &str, detail: &str, case: &str) {
+async fn assert_rejected(platform: &Platform, token: &str, detail: &str, case: &str) {
     let (status, body, challenge) = read_users(platform, Some(&format!("Bearer {token}"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {body}");
     assert_eq!(body["code"], "UNAUTHENTICATED", "{case}");
@@ -183,7 +183,7 @@ async fn missing_and_malformed_credentials_get_a_challenge() {
 }
 
 #[tokio::test]
-async fn tokens_with_bad_claims_are_refused() {
+async fn tokens_with_bad_claims_are_rejected() {
     let platform = common::start().await;
     let with = |field: &str, value: Value| {
         let mut claims = claims();
@@ -224,7 +224,7 @@ async fn tokens_with_bad_claims_are_refused() {
         ),
     ];
     for (case, token, detail) in cases {
-        assert_refused(&platform, &token, detail, case).await;
+        assert_rejected(&platform, &token, detail, case).await;
     }
     // Expired less than the leeway ago still gets in.
     let (status, body, _) = read_users(
@@ -236,7 +236,7 @@ async fn tokens_with_bad_claims_are_refused() {
 }
 
 #[tokio::test]
-async fn forged_and_tampered_tokens_are_refused() {
+async fn forged_and_tampered_tokens_are_rejected() {
     let platform = common::start().await;
     let encode = |value: &Value| {
         use base64::Engine;
@@ -247,7 +247,7 @@ async fn forged_and_tampered_tokens_are_refused() {
         encode(&json!({ "alg": "none", "typ": "JWT" })),
         encode(&claims())
     );
-    assert_refused(&platform, &unsigned, "not a valid JWT", "alg none").await;
+    assert_rejected(&platform, &unsigned, "not a valid JWT", "alg none").await;
 
     let hs512 = sign(
         Algorithm::HS512,
@@ -255,7 +255,7 @@ async fn forged_and_tampered_tokens_are_refused() {
         None,
         &claims(),
     );
-    assert_refused(&platform, &hs512, "not accepted", "HS512").await;
+    assert_rejected(&platform, &hs512, "not accepted", "HS512").await;
 
     let other_secret = sign(
         Algorithm::HS256,
@@ -263,7 +263,7 @@ async fn forged_and_tampered_tokens_are_refused() {
         None,
         &claims(),
     );
-    assert_refused(&platform, &other_secret, "signature", "other secret").await;
+    assert_rejected(&platform, &other_secret, "signature", "other secret").await;
 
     // A regular user's token whose payload was edited to claim admin.
     let mut user = claims();
@@ -271,16 +271,16 @@ async fn forged_and_tampered_tokens_are_refused() {
     let token = hs256(&user);
     let parts: Vec<&str> = token.split('.').collect();
     let forged = format!("{}.{}.{}", parts[0], encode(&claims()), parts[2]);
-    assert_refused(&platform, &forged, "signature", "edited payload").await;
+    assert_rejected(&platform, &forged, "signature", "edited payload").await;
 
-    // RS256 is refused where only an HS256 secret is configured.
+    // RS256 is rejected where only an HS256 secret is configured.
     let rs256 = sign(
         Algorithm::RS256,
         &rsa_key("rsa-private.pem"),
         Some("rsa-1"),
         &claims(),
     );
-    assert_refused(&platform, &rs256, "not accepted", "RS256 without JWKS").await;
+    assert_rejected(&platform, &rs256, "not accepted", "RS256 without JWKS").await;
 }
 
 #[tokio::test]
@@ -298,7 +298,7 @@ async fn jwks_keys_must_match_the_token() {
         Some("rsa-1"),
         &claims(),
     );
-    assert_refused(
+    assert_rejected(
         &platform,
         &confused,
         "signature",
@@ -312,10 +312,10 @@ async fn jwks_keys_must_match_the_token() {
         Some("nope"),
         &claims(),
     );
-    assert_refused(&platform, &unknown_kid, "kid", "unknown kid").await;
+    assert_rejected(&platform, &unknown_kid, "kid", "unknown kid").await;
 
     let wrong_family = sign(Algorithm::ES256, &ec_key(), Some("rsa-1"), &claims());
-    assert_refused(
+    assert_rejected(
         &platform,
         &wrong_family,
         "does not match",
@@ -329,7 +329,7 @@ async fn jwks_keys_must_match_the_token() {
         Some("rsa-1"),
         &claims(),
     );
-    assert_refused(&platform, &unlisted_key, "signature", "key not in the JWKS").await;
+    assert_rejected(&platform, &unlisted_key, "signature", "key not in the JWKS").await;
 }
 
 /// Serves a JWKS that the test can replace, and counts fetches.
@@ -395,7 +395,7 @@ async fn keys_from_a_url_are_fetched_once_and_rotated() {
     );
     let (status, body, _) = read_users(&platform, Some(&format!("Bearer {rotated}"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_refused(&platform, &first, "kid", "retired key").await;
+    assert_rejected(&platform, &first, "kid", "retired key").await;
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Call {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let RequestId(request_id) = RequestId::from_request_parts(parts, state).await?;
         // A route mounted without the authentication middleware has no
-        // caller, and gets the one that every rule refuses.
+        // caller, and gets the one that every rule rejects.
         let caller = parts
             .extensions
             .get::<Caller>()

@@ -32,7 +32,7 @@ impl Authenticator {
 /// so that the rate limiter can key on the subject. Absent when the request
 /// carries no `Authorization` header.
 #[derive(Clone)]
-pub struct Identified(pub Result<Identity, Refusal>);
+pub struct Identified(pub Result<Identity, Rejection>);
 
 /// Checks the bearer token of every request that has one, before the rate
 /// limit: a request with a valid token is limited by its subject. Whether
@@ -46,7 +46,7 @@ pub async fn identify(
         let outcome = match authorization(request.headers()) {
             Ok(None) => None,
             Ok(Some(header)) => Some(check(verifier, header).await),
-            Err(refusal) => Some(Err(refusal)),
+            Err(rejection) => Some(Err(rejection)),
         };
         if let Some(outcome) = outcome {
             request.extensions_mut().insert(Identified(outcome));
@@ -80,16 +80,16 @@ pub async fn authenticate(
                 // Served without `identify` in front.
                 None => match authorization(request.headers()) {
                     Ok(Some(header)) => check(verifier, header).await,
-                    Ok(None) => Err(Refusal::Unauthorized(
+                    Ok(None) => Err(Rejection::Unauthorized(
                         Problem::Missing,
                         "authentication required: send Authorization: Bearer <token>".to_owned(),
                     )),
-                    Err(refusal) => Err(refusal),
+                    Err(rejection) => Err(rejection),
                 },
             };
             match outcome {
                 Ok(identity) => Caller::Authenticated(identity),
-                Err(refusal) => return refusal.respond(facade),
+                Err(rejection) => return rejection.respond(facade),
             }
         }
     };
@@ -101,19 +101,19 @@ pub async fn authenticate(
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone)]
-pub enum Refusal {
+pub enum Rejection {
     Unauthorized(Problem, String),
     /// The keys could not be loaded: not the client's fault.
     KeysUnavailable,
 }
 
-impl Refusal {
+impl Rejection {
     fn respond(self, facade: Facade) -> Response {
         match self {
-            Refusal::Unauthorized(problem, detail) => {
+            Rejection::Unauthorized(problem, detail) => {
                 challenge::unauthorized(facade, problem, &detail)
             }
-            Refusal::KeysUnavailable => challenge::respond(
+            Rejection::KeysUnavailable => challenge::respond(
                 facade,
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -127,10 +127,10 @@ impl Refusal {
 
 /// Returns the `Authorization` header; a request that sends it twice is
 /// rejected, because which copy counts would be a guess.
-fn authorization(headers: &HeaderMap) -> Result<Option<HeaderValue>, Refusal> {
+fn authorization(headers: &HeaderMap) -> Result<Option<HeaderValue>, Rejection> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     match (values.next(), values.next()) {
-        (Some(_), Some(_)) => Err(Refusal::Unauthorized(
+        (Some(_), Some(_)) => Err(Rejection::Unauthorized(
             Problem::MalformedHeader,
             "send the Authorization header once".to_owned(),
         )),
@@ -139,7 +139,7 @@ fn authorization(headers: &HeaderMap) -> Result<Option<HeaderValue>, Refusal> {
     }
 }
 
-async fn check(verifier: &Verifier, authorization: HeaderValue) -> Result<Identity, Refusal> {
+async fn check(verifier: &Verifier, authorization: HeaderValue) -> Result<Identity, Rejection> {
     let token = authorization
         .to_str()
         .ok()
@@ -148,7 +148,7 @@ async fn check(verifier: &Verifier, authorization: HeaderValue) -> Result<Identi
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| {
-            Refusal::Unauthorized(
+            Rejection::Unauthorized(
                 Problem::MalformedHeader,
                 "Authorization header must be Bearer followed by a token".to_owned(),
             )
@@ -156,11 +156,11 @@ async fn check(verifier: &Verifier, authorization: HeaderValue) -> Result<Identi
     match verifier.verify(token).await {
         Ok(identity) => Ok(identity),
         Err(TokenError::Invalid(detail)) => {
-            Err(Refusal::Unauthorized(Problem::InvalidToken, detail))
+            Err(Rejection::Unauthorized(Problem::InvalidToken, detail))
         }
         Err(error @ TokenError::KeysUnavailable(_)) => {
             tracing::warn!(%error, "token not checked");
-            Err(Refusal::KeysUnavailable)
+            Err(Rejection::KeysUnavailable)
         }
     }
 }

@@ -93,7 +93,7 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// No credentials were checked: the request did not pass the
-    /// authentication middleware. Every rule refuses it.
+    /// authentication middleware. Every rule rejects it.
     Anonymous,
     /// Authentication is switched off; every rule allows it.
     Unchecked,

@@ -60,7 +60,7 @@ pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
     }
 }
 
-/// Refuses a caller that did not pass authentication, before an operation
+/// Rejects a caller that did not pass authentication, before an operation
 /// looks anything up to decide.
 pub fn require_identity(caller: &Caller) -> Result<(), ApiError> {
     match caller {

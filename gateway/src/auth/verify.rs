@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::jwks::JwksStore;
 use super::{ADMIN_ROLE, Identity, JwtSettings};
 
-/// Longest token accepted, in bytes; longer ones are refused unread.
+/// Longest token accepted, in bytes; longer ones are rejected unread.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// Longest subject accepted, in bytes.
@@ -19,7 +19,7 @@ const MAX_SUBJECT_LEN: usize = 255;
 /// Shortest HS256 secret accepted: as long as the hash (RFC 7518 3.2).
 pub const MIN_SECRET_LEN: usize = 32;
 
-/// Why a token was refused.
+/// Why a token was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// The token is malformed, forged, expired or for someone else: the
