@@ -45,6 +45,8 @@ struct Loaded {
     at: Option<Instant>,
     /// When the last load was tried, successful or not.
     tried: Option<Instant>,
+    /// Counts the loads that changed the keys.
+    generation: u64,
 }
 
 /// The current key set and how to reload it.
@@ -65,6 +67,7 @@ impl JwksStore {
             keys: Vec::new(),
             at: None,
             tried: None,
+            generation: 0,
         };
         match &source {
             JwksSource::File(path) => {
@@ -88,6 +91,15 @@ impl JwksStore {
             loaded: RwLock::new(loaded),
             loading: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// Returns a number that changes whenever the keys change, so that
+    /// what was verified with older keys can be checked again.
+    pub fn generation(&self) -> u64 {
+        self.loaded
+            .read()
+            .unwrap_or_else(|error| error.into_inner())
+            .generation
     }
 
     /// Returns the key that checks a token signed with `alg` under `kid`.
@@ -198,6 +210,9 @@ impl JwksStore {
         match result {
             Ok(keys) => {
                 tracing::info!(source = %self.source, keys = keys.len(), "JWKS loaded");
+                if loaded.keys != keys {
+                    loaded.generation += 1;
+                }
                 loaded.keys = keys;
                 loaded.at = loaded.tried;
             }

@@ -16,6 +16,13 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Longest subject accepted, in bytes.
 const MAX_SUBJECT_LEN: usize = 255;
 
+/// Longest time a verified token is reused without checking its signature
+/// again. A change of the JWKS keys forgets every verified token at once.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// Most verified tokens remembered.
+const VERIFIED_CAPACITY: u64 = 10_000;
+
 /// Shortest HS256 secret accepted: as long as the hash (RFC 7518 3.2).
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -36,6 +43,16 @@ fn invalid(message: impl Into<String>) -> TokenError {
     TokenError::Invalid(message.into())
 }
 
+/// A token that passed every check.
+#[derive(Clone)]
+struct Verified {
+    identity: Identity,
+    /// The token's `exp`, in seconds since the Unix epoch.
+    expires: u64,
+    /// The JWKS generation the token was checked under.
+    generation: u64,
+}
+
 /// Verifies tokens against the configured keys and claims.
 pub struct Verifier {
     hs256: Option<DecodingKey>,
@@ -44,6 +61,10 @@ pub struct Verifier {
     audience: String,
     leeway: Duration,
     roles_claim: String,
+    /// Tokens that passed every check, with their `exp` and the JWKS
+    /// generation they were checked under, so that a client sending the
+    /// same token again costs a lookup instead of a signature check.
+    verified: moka::sync::Cache<String, Verified>,
 }
 
 impl Verifier {
@@ -75,6 +96,10 @@ impl Verifier {
             audience: settings.audience.clone(),
             leeway: settings.leeway,
             roles_claim: settings.roles_claim.clone(),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
         })
     }
 
@@ -85,13 +110,29 @@ impl Verifier {
                 "token is longer than {MAX_TOKEN_LEN} bytes"
             )));
         }
+        let generation = self.jwks.as_ref().map_or(0, JwksStore::generation);
+        if let Some(verified) = self.verified.get(token)
+            && verified.generation == generation
+            && unix_now() <= verified.expires.saturating_add(self.leeway.as_secs())
+        {
+            return Ok(verified.identity);
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| invalid(format!("token is not a valid JWT: {}", describe(&error))))?;
         let key = self.key_for(header.alg, header.kid.as_deref()).await?;
         let claims = jsonwebtoken::decode::<Value>(token, &key, &self.validation(header.alg))
             .map_err(|error| invalid(describe(&error)))?
             .claims;
-        self.identity(&claims)
+        let identity = self.identity(&claims)?;
+        if let Some(expires) = claims.get("exp").and_then(Value::as_u64) {
+            let verified = Verified {
+                identity: identity.clone(),
+                expires,
+                generation,
+            };
+            self.verified.insert(token.to_owned(), verified);
+        }
+        Ok(identity)
     }
 
     async fn key_for(&self, alg: Algorithm, kid: Option<&str>) -> Result<DecodingKey, TokenError> {
@@ -154,6 +195,12 @@ impl Verifier {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 fn is_valid_subject(subject: &str) -> bool {
     !subject.is_empty()
         && subject.len() <= MAX_SUBJECT_LEN
@@ -177,5 +224,50 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::Base64(_) | ErrorKind::Utf8(_) => "token is not valid base64url".to_owned(),
         ErrorKind::Json(_) => "token header or claims are not valid JSON".to_owned(),
         _ => "token is invalid".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::issue::{TokenSpec, hs256};
+
+    const SECRET: &[u8] = b"a-test-secret-that-is-32-bytes!!";
+
+    fn verifier(leeway: Duration) -> Verifier {
+        let mut settings = JwtSettings::hs256(SECRET, "issuer", "audience");
+        settings.leeway = leeway;
+        Verifier::new(&settings).unwrap()
+    }
+
+    fn token(lifetime: Duration) -> String {
+        let spec = TokenSpec {
+            issuer: "issuer",
+            audience: "audience",
+            subject: "ayu",
+            admin: false,
+            lifetime,
+        };
+        hs256(SECRET, &spec).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_expires() {
+        let verifier = verifier(Duration::ZERO);
+        let token = token(Duration::from_secs(1));
+        assert_eq!(verifier.verify(&token).await.unwrap().subject, "ayu");
+        assert!(verifier.verified.get(&token).is_some());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let error = verifier.verify(&token).await.unwrap_err();
+        assert_eq!(error, TokenError::Invalid("token has expired".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn only_valid_tokens_are_remembered() {
+        let verifier = verifier(Duration::ZERO);
+        let mut forged = token(Duration::from_secs(60));
+        forged.push('x');
+        assert!(verifier.verify(&forged).await.is_err());
+        assert!(verifier.verified.get(&forged).is_none());
     }
 }
