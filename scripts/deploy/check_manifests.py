@@ -378,6 +378,47 @@ def check_secret_references_documented(documents):
     return problems
 
 
+def check_gateway_authenticates(documents):
+    """Check that the gateway gets an issuer, an audience and a key source, and never AUTH_DISABLED.
+
+    A key is a JWKS URL or file in its ConfigMaps, or a Secret it reads,
+    which must document JWT_HS256_SECRET.
+    """
+    config_maps = {
+        (doc["metadata"]["namespace"], doc["metadata"]["name"]): doc.get("data") or {}
+        for doc in documents
+        if doc.get("kind") == "ConfigMap"
+    }
+    problems = []
+    gateways = [w for w in workloads(documents) if w["metadata"]["name"] == "gateway"]
+    if not gateways:
+        return ["no gateway Deployment found"]
+    for workload in gateways:
+        namespace = workload["metadata"]["namespace"]
+        settings = {}
+        reads_secret = False
+        for container in all_containers(pod_spec(workload)):
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    settings.update(config_maps.get((namespace, source["configMapRef"]["name"]), {}))
+                reads_secret = reads_secret or "secretRef" in source
+            for env in container.get("env", []):
+                if "value" in env:
+                    settings[env["name"]] = env["value"]
+        where = describe(workload)
+        if str(settings.get("AUTH_DISABLED", "off")).lower() not in ("off", "false", "0", "no"):
+            problems.append(f"{where}: AUTH_DISABLED is set; no deployment runs without authentication")
+        for name in ("JWT_ISSUER", "JWT_AUDIENCE"):
+            if not settings.get(name):
+                problems.append(f"{where}: {name} is not set")
+        if not (settings.get("JWT_JWKS_URL") or settings.get("JWT_JWKS_FILE") or reads_secret):
+            problems.append(f"{where}: no JWT key source (JWT_JWKS_URL, JWT_JWKS_FILE or a Secret with JWT_HS256_SECRET)")
+        url = settings.get("JWT_JWKS_URL", "")
+        if url and not url.startswith("https://"):
+            problems.append(f"{where}: JWT_JWKS_URL must be https, not {url}")
+    return problems
+
+
 CHECKS = [
     check_container_security,
     check_resources_and_probes,
@@ -390,6 +431,7 @@ CHECKS = [
     check_service_accounts_and_rbac,
     check_references,
     check_secret_references_documented,
+    check_gateway_authenticates,
 ]
 
 

@@ -49,6 +49,15 @@ MUTATIONS = [
         "          securityContext:\n            runAsNonRoot: true\n",
         "          securityContext:\n            runAsNonRoot: false\n",
     ),
+    Mutation("security", "authentication switched off", "k8s/base/kustomization.yaml", "      - JWT_AUDIENCE=lintas\n", "      - JWT_AUDIENCE=lintas\n      - AUTH_DISABLED=on\n"),
+    Mutation(
+        "security",
+        "JWKS fetched over plain HTTP",
+        "k8s/overlays/prod/kustomization.yaml",
+        "JWT_JWKS_URL=https://",
+        "JWT_JWKS_URL=http://",
+    ),
+    Mutation("security", "no token issuer", "k8s/base/kustomization.yaml", "      - JWT_ISSUER=https://login.example.com/\n", ""),
     Mutation("security", "capabilities kept", "monitoring/base/logging/loki.yaml", 'drop: ["ALL"]', 'drop: ["NET_RAW"]'),
     Mutation(
         "security",
