@@ -5,6 +5,7 @@
 mod limits;
 mod loaders;
 mod mutation;
+mod nulls;
 mod operation_span;
 pub mod playground;
 mod prefetch;
@@ -83,6 +84,7 @@ pub fn schema(api: Api, limits: QueryLimits) -> GatewaySchema {
         .extension(AliasLimit {
             max: limits.max_aliases,
         })
+        .extension(nulls::NullPropagation)
         .finish()
 }
 

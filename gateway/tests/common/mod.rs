@@ -17,7 +17,8 @@ pub struct Platform {
     pub base: String,
     /// gRPC URL of the user service, for writes that bypass the gateway.
     pub user_url: String,
-    order_url: String,
+    /// gRPC URL of the order service.
+    pub order_url: String,
     pub client: Client,
     /// Stops what this value started: the whole platform, or one gateway
     /// from [`Platform::start_gateway`].
