@@ -373,6 +373,20 @@ async fn graphiql_for_browsers_and_get_queries() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "BAD_REQUEST");
+
+    // JSON of the wrong shape gets a message in the API's terms.
+    let response = platform
+        .client
+        .post(platform.url("/graphql"))
+        .json(&json!({ "query": 7 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("\"query\" string"), "{detail}");
+    assert!(!detail.contains("BatchRequest"), "{detail}");
 }
 
 #[tokio::test]

@@ -249,6 +249,14 @@ impl From<ParseRequestError> for ApiError {
                 "PAYLOAD_TOO_LARGE",
                 "request body is larger than the gateway accepts",
             ),
+            // serde's own text names internal types ("untagged enum
+            // BatchRequest"), which tell a client nothing.
+            ParseRequestError::InvalidRequest(_) => ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "invalid GraphQL request: the body must be a JSON object with a \"query\" string \
+                 and optional \"operationName\" string and \"variables\" object, or a list of them",
+            ),
             other => ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
