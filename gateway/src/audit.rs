@@ -32,6 +32,8 @@ pub struct GraphqlOperation {
     pub fields: String,
     /// `ok`, or the `extensions.code` of the first error.
     pub outcome: String,
+    /// The id the operation acted on, when it has one root field.
+    pub target_id: Option<String>,
 }
 
 /// One served request, with the fields of its audit line.
@@ -74,7 +76,16 @@ pub fn record(served: &Served<'_>) {
         (None, false) if served.status.is_success() => "ok".to_owned(),
         (None, false) => format!("failed {}", served.status.as_u16()),
     };
-    let target = target_id(served.route, served.path, served.response_headers);
+    let target = match served.graphql {
+        Some(operation) => operation
+            .target_id
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(MAX_TARGET_LEN)
+            .collect(),
+        None => target_id(served.route, served.path, served.response_headers),
+    };
     let client = served
         .client
         .map_or_else(|| "unknown".to_owned(), |address| address.to_string());

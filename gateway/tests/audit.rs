@@ -108,6 +108,9 @@ async fn writes_are_audited_and_reads_are_not() {
     assert_eq!(audit[1]["outcome"], "failed 400");
     assert_eq!(audit[1]["target_id"], "-");
     assert_eq!(audit[2]["outcome"], "ok");
+    // A GraphQL operation's target is its id argument.
+    assert_eq!(audit[2]["target_id"], user_id.as_str());
+    assert_eq!(audit[5]["target_id"], user_id.as_str());
     let actors: Vec<&str> = audit
         .iter()
         .map(|line| line["actor"].as_str().unwrap())

@@ -166,9 +166,11 @@ pub async fn handle(
 
     let span = operation_span::span_for(&request);
     let operation = operation_span::root_fields(&request);
+    let argument = operation_span::target_argument(&request);
     let mut response = state.schema.execute(request).instrument(span).await;
     label_validation_errors(&mut response);
     let outcome = audit_outcome(&response);
+    let target_id = argument.or_else(|| created_id(&response));
     let mut response = GraphQLResponse::from(response).into_response();
     if let Some((kind, fields)) = operation {
         response
@@ -177,9 +179,26 @@ pub async fn handle(
                 kind,
                 fields,
                 outcome,
+                target_id,
             });
     }
     response
+}
+
+/// Returns the `id` of what a one-field mutation such as `createUser`
+/// returned.
+fn created_id(response: &async_graphql::Response) -> Option<String> {
+    let async_graphql::Value::Object(data) = &response.data else {
+        return None;
+    };
+    let mut fields = data.values();
+    let (Some(async_graphql::Value::Object(result)), None) = (fields.next(), fields.next()) else {
+        return None;
+    };
+    match result.get("id") {
+        Some(async_graphql::Value::String(id)) => Some(id.clone()),
+        _ => None,
+    }
 }
 
 /// Returns `ok`, or the `extensions.code` of the response's first error;
@@ -289,4 +308,25 @@ fn api<'a>(ctx: &Context<'a>) -> &'a Api {
 
 fn call<'a>(ctx: &Context<'a>) -> &'a Call {
     ctx.data_unchecked::<Call>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_id_comes_from_the_one_root_field() {
+        let created = async_graphql::Response::new(async_graphql::value!({
+            "createUser": { "id": "u-1", "name": "Ayu" }
+        }));
+        assert_eq!(created_id(&created).as_deref(), Some("u-1"));
+        let two = async_graphql::Response::new(async_graphql::value!({
+            "a": { "id": "u-1" }, "b": { "id": "u-2" }
+        }));
+        assert_eq!(created_id(&two), None);
+        assert_eq!(
+            created_id(&async_graphql::Response::new(async_graphql::Value::Null)),
+            None
+        );
+    }
 }

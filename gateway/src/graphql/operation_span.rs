@@ -55,6 +55,34 @@ pub fn root_fields(request: &async_graphql::Request) -> Option<(&'static str, St
     Some((kind_of(operation.node.ty), fields.join(",")))
 }
 
+/// Returns the id an operation with one root field acts on: its `id` or
+/// `orderId` argument, literal or variable. Creations have none until they
+/// run; the caller takes theirs from the response.
+pub fn target_argument(request: &async_graphql::Request) -> Option<String> {
+    let document = parse_query(&request.query).ok()?;
+    let (_, operation) = selected_operation(&document, request.operation_name.as_deref())?;
+    let [selection] = operation.node.selection_set.node.items.as_slice() else {
+        return None;
+    };
+    let Selection::Field(field) = &selection.node else {
+        return None;
+    };
+    let (_, value) = field
+        .node
+        .arguments
+        .iter()
+        .find(|(name, _)| matches!(name.node.as_str(), "id" | "orderId"))?;
+    let value = value
+        .node
+        .clone()
+        .into_const_with(|name| request.variables.get(&name).cloned().ok_or(()))
+        .ok()?;
+    match value {
+        async_graphql::Value::String(id) => Some(id),
+        _ => None,
+    }
+}
+
 fn kind_of(ty: OperationType) -> &'static str {
     match ty {
         OperationType::Query => "query",
