@@ -1,24 +1,28 @@
 //! Opaque, tamper-evident page tokens for keyset pagination.
 //!
-//! A token is `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`.
-//! The JSON payload contains the cursor (the sort key and id of the last row
-//! returned), a fingerprint of the query's filters and order, and the time it
-//! was issued. A token is rejected when its signature does not verify, when it
-//! is used with other filters or another order than it was issued for, or
-//! when it is older than the codec's maximum age.
+//! A token is `base64url(nonce || XChaCha20-Poly1305(key, payload))`, so a
+//! client can neither read nor change it: the cursor inside holds the last
+//! row's sort key, which may be an email address. The JSON payload contains
+//! the cursor (the sort key and id of the last row returned), a fingerprint
+//! of the query's filters and order, and the time it was issued. A token is
+//! rejected when it does not decrypt, when it is used with other filters or
+//! another order than it was issued for, or when it is older than the
+//! codec's maximum age.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::time::now_micros;
 
-type HmacSha256 = Hmac<Sha256>;
+/// Bytes of the random nonce at the start of a token.
+const NONCE_LEN: usize = 24;
 
 /// Default lifetime of a token: a day is long enough to page through any
 /// listing by hand and short enough that old links stop working.
@@ -32,10 +36,8 @@ pub const MAX_TOKEN_LEN: usize = 2048;
 pub enum PageTokenError {
     #[error("page_token: malformed token")]
     Malformed,
-    #[error(
-        "page_token: signature does not match, the token was altered or issued by another deployment"
-    )]
-    BadSignature,
+    #[error("page_token: does not decrypt: the token was altered or issued by another deployment")]
+    Altered,
     #[error(
         "page_token: issued for different filters or ordering, start again from the first page"
     )]
@@ -50,10 +52,10 @@ impl From<PageTokenError> for tonic::Status {
     }
 }
 
-/// Signs and verifies page tokens with one secret key.
+/// Encrypts and decrypts page tokens with one secret key.
 #[derive(Clone)]
 pub struct PageTokenCodec {
-    key: Vec<u8>,
+    cipher: XChaCha20Poly1305,
     max_age: Duration,
 }
 
@@ -68,11 +70,16 @@ struct Payload<C> {
 }
 
 impl PageTokenCodec {
-    /// Creates a codec that signs with `secret`. Replicas of one service must
-    /// share the secret so that any of them accepts the others' tokens.
+    /// Creates a codec whose key derives from `secret`, of any length.
+    /// Replicas of one service must share the secret so that any of them
+    /// accepts the others' tokens.
     pub fn new(secret: &[u8], max_age: Duration) -> Self {
+        let key = Sha256::new()
+            .chain_update(b"lintas page token key v2\0")
+            .chain_update(secret)
+            .finalize();
         Self {
-            key: secret.to_vec(),
+            cipher: XChaCha20Poly1305::new(&key),
             max_age,
         }
     }
@@ -84,7 +91,7 @@ impl PageTokenCodec {
         Self::new(&secret, DEFAULT_MAX_AGE)
     }
 
-    /// Encodes `cursor` into a signed token bound to `query`.
+    /// Encodes `cursor` into an encrypted token bound to `query`.
     pub fn encode<C: Serialize>(&self, query: &str, cursor: &C) -> String {
         let payload = Payload {
             q: fingerprint(query),
@@ -93,9 +100,15 @@ impl PageTokenCodec {
         };
         // serde_json fails only on maps with non-string keys, which no cursor has.
         let json = serde_json::to_vec(&payload).expect("page token payload serialises");
-        let body = URL_SAFE_NO_PAD.encode(json);
-        let signature = URL_SAFE_NO_PAD.encode(self.sign(body.as_bytes()));
-        format!("{body}.{signature}")
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        // Encryption fails only for plaintexts beyond 256 GiB.
+        let sealed = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), json.as_slice())
+            .expect("page token payload encrypts");
+        let mut token = nonce.to_vec();
+        token.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(token)
     }
 
     /// Verifies `token` against `query` and returns its cursor.
@@ -107,19 +120,17 @@ impl PageTokenCodec {
         if token.len() > MAX_TOKEN_LEN {
             return Err(PageTokenError::Malformed);
         }
-        let (body, signature) = token.split_once('.').ok_or(PageTokenError::Malformed)?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
             .map_err(|_| PageTokenError::Malformed)?;
-
-        let mut mac = self.mac();
-        mac.update(body.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| PageTokenError::BadSignature)?;
-
-        let json = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| PageTokenError::Malformed)?;
+        if bytes.len() <= NONCE_LEN {
+            return Err(PageTokenError::Malformed);
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let json = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), sealed)
+            .map_err(|_| PageTokenError::Altered)?;
         let payload: Payload<C> =
             serde_json::from_slice(&json).map_err(|_| PageTokenError::Malformed)?;
 
@@ -132,17 +143,6 @@ impl PageTokenCodec {
             return Err(PageTokenError::Expired);
         }
         Ok(payload.c)
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length.
-        HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length")
-    }
-
-    fn sign(&self, body: &[u8]) -> Vec<u8> {
-        let mut mac = self.mac();
-        mac.update(body);
-        mac.finalize().into_bytes().to_vec()
     }
 }
 
@@ -190,15 +190,27 @@ mod tests {
     fn altered_token_is_rejected() {
         let codec = PageTokenCodec::with_random_secret();
         let token = codec.encode("q", &cursor());
-        let (body, signature) = token.split_once('.').unwrap();
-        let mut json = URL_SAFE_NO_PAD.decode(body).unwrap();
-        let last = json.len() - 3;
-        json[last] ^= 1;
-        let forged = format!("{}.{signature}", URL_SAFE_NO_PAD.encode(json));
-        assert_eq!(
-            codec.decode::<Cursor>("q", &forged),
-            Err(PageTokenError::BadSignature)
-        );
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for position in [0, NONCE_LEN, bytes.len() / 2, bytes.len() - 1] {
+            let mut altered = bytes.clone();
+            altered[position] ^= 1;
+            assert_eq!(
+                codec.decode::<Cursor>("q", &URL_SAFE_NO_PAD.encode(altered)),
+                Err(PageTokenError::Altered),
+                "byte {position}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_does_not_reveal_the_cursor() {
+        let codec = PageTokenCodec::with_random_secret();
+        let token = codec.encode("q", &cursor());
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("alice"), "{text}");
+        // A fresh nonce makes each token different.
+        assert_ne!(token, codec.encode("q", &cursor()));
     }
 
     #[test]
@@ -208,7 +220,7 @@ mod tests {
         let token = issuer.encode("q", &cursor());
         assert_eq!(
             verifier.decode::<Cursor>("q", &token),
-            Err(PageTokenError::BadSignature)
+            Err(PageTokenError::Altered)
         );
     }
 
@@ -226,7 +238,8 @@ mod tests {
     #[test]
     fn garbage_tokens_are_malformed() {
         let codec = PageTokenCodec::with_random_secret();
-        for token in ["", "abc", "a.b.c", "!!!.???", &"x".repeat(5000)] {
+        let short = URL_SAFE_NO_PAD.encode([0u8; NONCE_LEN]);
+        for token in ["", "abc", "a.b.c", "!!!.???", &short, &"x".repeat(5000)] {
             assert!(
                 codec.decode::<Cursor>("q", token).is_err(),
                 "token {token:?} was accepted"

@@ -580,16 +580,18 @@ async fn altered_or_garbage_token_is_rejected() {
         ..Default::default()
     };
     let token = list_page(&service, request.clone()).await.next_page_token;
-    let (body, signature) = token.split_once('.').expect("token has a signature");
-
-    let altered_body = format!("{}.{signature}", replace_middle_character(body));
-    let altered_signature = format!("{body}.{}", replace_middle_character(signature));
-    let without_signature = body.to_owned();
+    // A token is base64url text; altering a character at the start, the
+    // middle or the end changes the nonce, the ciphertext or the tag.
+    let altered_start = replace_character(&token, 0);
+    let altered_middle = replace_character(&token, token.len() / 2);
+    let altered_end = replace_character(&token, token.len() - 1);
+    let truncated = token[..token.len() - 4].to_owned();
     let too_long = format!("{token}{}", "A".repeat(4096));
     let bad_tokens = [
-        altered_body.as_str(),
-        altered_signature.as_str(),
-        without_signature.as_str(),
+        altered_start.as_str(),
+        altered_middle.as_str(),
+        altered_end.as_str(),
+        truncated.as_str(),
         too_long.as_str(),
         "garbage",
         ".",
@@ -617,14 +619,17 @@ async fn altered_or_garbage_token_is_rejected() {
 
 /// Replaces the middle character of a base64url string with another one from
 /// the same alphabet.
-fn replace_middle_character(text: &str) -> String {
-    let middle = text.len() / 2;
-    let replacement = if &text[middle..=middle] == "A" {
+fn replace_character(text: &str, position: usize) -> String {
+    let replacement = if &text[position..=position] == "A" {
         "B"
     } else {
         "A"
     };
-    format!("{}{replacement}{}", &text[..middle], &text[middle + 1..])
+    format!(
+        "{}{replacement}{}",
+        &text[..position],
+        &text[position + 1..]
+    )
 }
 
 #[tokio::test]

@@ -491,15 +491,11 @@ async fn page_tokens_are_bound_to_their_query() {
         "page_token: issued for different filters or ordering",
     );
 
-    let (body, signature) = token.split_once('.').unwrap();
-    let mut forged_body = body.to_owned().into_bytes();
-    let middle = forged_body.len() / 2;
-    forged_body[middle] = if forged_body[middle] == b'A' {
-        b'B'
-    } else {
-        b'A'
-    };
-    let forged = format!("{}.{signature}", String::from_utf8(forged_body).unwrap());
+    // One base64url character changed in the middle of the ciphertext.
+    let mut forged = token.clone().into_bytes();
+    let middle = forged.len() / 2;
+    forged[middle] = if forged[middle] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
     for bad_token in [forged.as_str(), "garbage", "a.b"] {
         let result = app
             .orders
