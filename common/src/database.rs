@@ -122,6 +122,25 @@ impl Database {
         Ok(Self { pool, backend })
     }
 
+    /// Opens a pool for `url` to serve `mode`. A schema check never creates
+    /// a SQLite file: a missing one fails instead.
+    pub async fn connect_for(
+        url: &str,
+        settings: &PoolSettings,
+        mode: MigrationMode,
+    ) -> anyhow::Result<Self> {
+        if matches!(mode, MigrationMode::Check)
+            && Backend::from_url(url)? == Backend::Sqlite
+            && let Some(path) = sqlite_path(url)
+        {
+            anyhow::ensure!(
+                Path::new(path).exists(),
+                "SQLite file {path} does not exist, so there is no schema to check"
+            );
+        }
+        Self::connect(url, settings).await
+    }
+
     /// Applies or checks the migrations that match this backend.
     pub async fn migrate(
         &self,
@@ -228,16 +247,21 @@ async fn check_current(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()
     Ok(())
 }
 
-/// Makes sure the SQLite file's folder exists and that the driver may
-/// create the file.
-fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+/// Returns the file path of a SQLite URL; `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
     let path = url
         .trim_start_matches("sqlite:")
         .trim_start_matches("//")
         .split('?')
         .next()
         .unwrap_or_default();
-    if path != ":memory:" && !path.is_empty() {
+    (path != ":memory:" && !path.is_empty()).then_some(path)
+}
+
+/// Makes sure the SQLite file's folder exists and that the driver may
+/// create the file.
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    if let Some(path) = sqlite_path(url) {
         if let Some(parent) = Path::new(path)
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
@@ -338,6 +362,26 @@ impl SqlBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_schema_check_does_not_create_a_missing_sqlite_file() {
+        let folder = std::env::temp_dir().join(format!("lintas-check-{}", uuid::Uuid::new_v4()));
+        let file = folder.join("users.db");
+        let url = format!("sqlite://{}", file.display());
+        let settings = PoolSettings::default();
+        let error = Database::connect_for(&url, &settings, MigrationMode::Check)
+            .await
+            .err()
+            .expect("a check of a missing file fails");
+        assert!(error.to_string().contains("does not exist"), "{error:#}");
+        assert!(!file.exists());
+
+        Database::connect_for(&url, &settings, MigrationMode::Apply)
+            .await
+            .unwrap();
+        assert!(file.exists());
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
 
     #[test]
     fn backend_from_url() {

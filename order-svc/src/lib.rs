@@ -121,7 +121,7 @@ pub fn migrations() -> Migrations {
 /// changes nothing.
 pub async fn open_database(settings: &Settings, mode: MigrationMode) -> anyhow::Result<Database> {
     let url = redact(&settings.database_url);
-    let database = Database::connect(&settings.database_url, &settings.pool)
+    let database = Database::connect_for(&settings.database_url, &settings.pool, mode)
         .await
         .with_context(|| format!("failed to open order database {url}"))?;
     database

@@ -92,7 +92,7 @@ pub fn migrations() -> Migrations {
 
 /// Connects to the database and applies or checks its migrations.
 pub async fn open_database(settings: &Settings, mode: MigrationMode) -> anyhow::Result<Database> {
-    let database = Database::connect(&settings.database_url, &settings.pool)
+    let database = Database::connect_for(&settings.database_url, &settings.pool, mode)
         .await
         .with_context(|| {
             format!(
