@@ -3,8 +3,10 @@
 // {"step": "...", "status": "pass" | "fail", "detail": "...", "ms": 12}.
 //
 // Input comes from the environment: GATEWAY_URL, USER_ID and USER_NAME (a
-// user the pages must show), CHROMIUM (the executable) and ARTIFACTS (the
-// folder for screenshots). The browser may reach the gateway only: every
+// user the pages must show), USER_TOKEN (that user's bearer token, which
+// the script enters into each page as a person would), CHROMIUM (the
+// executable) and ARTIFACTS (the folder for screenshots). The browser may
+// reach the gateway only: every
 // other request is aborted here, and Chromium resolves no host name, so
 // nothing leaves the machine. The gateway serves both pages and all their
 // files itself, so an aborted request fails the run.
@@ -17,12 +19,19 @@ import { chromium } from 'playwright-core';
 const gatewayUrl = requireEnv('GATEWAY_URL');
 const userId = requireEnv('USER_ID');
 const userName = requireEnv('USER_NAME');
+const userToken = requireEnv('USER_TOKEN');
 const executablePath = requireEnv('CHROMIUM');
 const artifacts = requireEnv('ARTIFACTS');
 const gatewayOrigin = new URL(gatewayUrl).origin;
 
 // How long one page action may take, in milliseconds.
 const ACTION_TIMEOUT_MS = 15000;
+
+// GraphiQL 3.9 takes in an editor change (new headers, the operation name
+// of a new query) 100 ms after the last keystroke, and a request sent
+// before then uses the old values. After typing, the script waits this
+// long, in milliseconds, as a person would before clicking.
+const GRAPHIQL_SETTLE_MS = 1000;
 
 const CHROMIUM_FLAGS = [
   '--headless',
@@ -102,14 +111,30 @@ try {
 async function graphiql() {
   const page = await context.newPage();
   // Console errors (a CSP violation is one), script errors and failed
-  // responses of the page.
+  // responses of the page. Until the token is in the Headers editor,
+  // GraphiQL's schema request carries the placeholder token, so its 401 and
+  // the console error that Chromium logs for it are expected and kept apart.
   const problems = [];
+  const unauthenticated = [];
+  let tokenEntered = false;
+  const graphqlUrl = `${gatewayUrl}/graphql`;
   page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+    if (message.type() !== 'error') return;
+    const text = message.text();
+    if (!tokenEntered && text.includes('status of 401') && message.location().url === graphqlUrl) {
+      unauthenticated.push(`console error: ${text}`);
+    } else {
+      problems.push(`console error: ${text}`);
+    }
   });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('response', (response) => {
-    if (response.status() >= 400) problems.push(`${response.status()} from ${response.url()}`);
+    if (response.status() < 400) return;
+    if (!tokenEntered && response.status() === 401 && response.url() === graphqlUrl) {
+      unauthenticated.push(`401 from ${response.url()}`);
+    } else {
+      problems.push(`${response.status()} from ${response.url()}`);
+    }
   });
   blocked.length = 0;
   const checkClean = () => {
@@ -121,8 +146,12 @@ async function graphiql() {
     }
   };
 
+  // GraphiQL sends its schema request as soon as it renders.
+  const firstSchemaResponse = page.waitForResponse(
+    (response) => response.url() === graphqlUrl && response.request().method() === 'POST',
+  );
   const served = await step('GraphiQL: GET /graphql from a browser serves the playground page with a CSP', async () => {
-    const response = await page.goto(`${gatewayUrl}/graphql`, { waitUntil: 'load' });
+    const response = await page.goto(graphqlUrl, { waitUntil: 'load' });
     const headers = response.headers();
     const type = headers['content-type'] ?? '';
     if (response.status() !== 200 || !type.startsWith('text/html')) {
@@ -141,7 +170,67 @@ async function graphiql() {
       checkClean();
     }));
 
-  if (rendered) {
+  const schemaLoaded =
+    rendered &&
+    (await step('GraphiQL: before a token is entered, the schema request gets 401 and the page shows UNAUTHENTICATED', async () => {
+      const response = await firstSchemaResponse;
+      if (response.status() !== 401) {
+        throw new Error(`the schema request with the placeholder token returned ${response.status()}, expected 401`);
+      }
+      const body = await response.json();
+      if (body?.errors?.[0]?.extensions?.code !== 'UNAUTHENTICATED') {
+        throw new Error(`the 401 body is ${JSON.stringify(body)}, expected extensions.code UNAUTHENTICATED`);
+      }
+      if (!(response.headers()['www-authenticate'] ?? '').startsWith('Bearer')) {
+        throw new Error('the 401 has no Bearer WWW-Authenticate challenge');
+      }
+      // GraphiQL retries once without subscriptions, then shows the error in
+      // the response pane; waiting for it keeps that retry's 401 before the
+      // token is entered.
+      await page.waitForFunction(() =>
+        (document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() ?? '').includes('UNAUTHENTICATED'),
+      );
+    })) &&
+    (await step("GraphiQL: the user's token typed into the Headers editor loads the schema", async () => {
+      const headersEditor = page.locator('.graphiql-editor-tool[aria-label="Headers"] .graphiql-editor:not(.hidden) .CodeMirror');
+      const prefilled = await headersEditor.evaluate((editor) => editor.CodeMirror.getValue());
+      if (!prefilled.includes('PASTE-YOUR-TOKEN-HERE')) {
+        throw new Error(`the Headers editor starts with ${JSON.stringify(prefilled)}, not the token placeholder`);
+      }
+      const headers = JSON.stringify({ Authorization: `Bearer ${userToken}` });
+      await headersEditor.click();
+      await page.keyboard.press('Control+A');
+      await page.keyboard.press('Delete');
+      // Inserted as one piece, as a paste would, so CodeMirror adds no
+      // closing brackets or quotes.
+      await page.keyboard.insertText(headers);
+      const entered = await headersEditor.evaluate((editor) => editor.CodeMirror.getValue());
+      if (entered !== headers) {
+        throw new Error(`the Headers editor contains ${JSON.stringify(entered)}, not the typed headers`);
+      }
+      tokenEntered = true;
+      await page.waitForTimeout(GRAPHIQL_SETTLE_MS);
+
+      const schemaResponse = page.waitForResponse(
+        (response) => response.url() === graphqlUrl && response.request().method() === 'POST',
+      );
+      await page.locator('button[aria-label="Re-fetch GraphQL schema"]').click();
+      const response = await schemaResponse;
+      const sent = response.request().headers()['authorization'];
+      if (sent !== `Bearer ${userToken}`) {
+        throw new Error(`the schema request sent Authorization ${JSON.stringify(sent)}, not the entered token`);
+      }
+      const body = await response.json();
+      if (response.status() !== 200 || !body?.data?.__schema) {
+        throw new Error(`the schema request returned ${response.status()}: ${JSON.stringify(body).slice(0, 300)}`);
+      }
+      if (unauthenticated.length === 0) {
+        throw new Error('no 401 was seen before the token was entered');
+      }
+      checkClean();
+    }));
+
+  if (schemaLoaded) {
     await step('GraphiQL: a query typed into the editor and run shows the user', async () => {
       const query = `{ user(id: "${userId}") { name } }`;
       await page.locator('.graphiql-query-editor .CodeMirror').click();
@@ -156,6 +245,7 @@ async function graphiql() {
       if (typed !== query) {
         throw new Error(`the editor contains ${JSON.stringify(typed)}, not ${JSON.stringify(query)}`);
       }
+      await page.waitForTimeout(GRAPHIQL_SETTLE_MS);
       await page.locator('button.graphiql-execute-button').click();
       const resultHandle = await page.waitForFunction(() => {
         const text = document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() ?? '';
@@ -200,7 +290,20 @@ async function apiDocs() {
     }
   });
 
-  await step('API docs: "Try it out" on GET /api/v1/users/{id} shows the user', async () => {
+  const authorized = await step("API docs: the user's token entered under Authorize is accepted", async () => {
+    await page.locator('.auth-wrapper button.authorize').click();
+    const dialog = page.locator('.dialog-ux .modal-ux');
+    await dialog.locator('#auth-bearer-value').fill(userToken);
+    await dialog.getByRole('button', { name: 'Apply credentials' }).click();
+    await dialog.getByRole('button', { name: 'Remove authorization' }).waitFor();
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
+  });
+
+  await step('API docs: "Try it out" on GET /api/v1/users/{id} sends the token and shows the user', async () => {
+    if (!authorized) {
+      throw new Error('no token was entered under Authorize');
+    }
     const operation = page.locator('.opblock-get', {
       has: page.locator('.opblock-summary-path[data-path="/api/v1/users/{id}"]'),
     });
@@ -211,6 +314,10 @@ async function apiDocs() {
     const live = operation.locator('.live-responses-table');
     await live.waitFor();
     const requestUrl = (await operation.locator('.request-url pre').first().innerText()).trim();
+    const curl = await operation.locator('.curl-command').first().innerText();
+    if (!curl.includes(`Authorization: Bearer ${userToken}`)) {
+      throw new Error(`the request Swagger UI shows sends no bearer token: ${curl.slice(0, 300)}`);
+    }
     const status = (await live.locator('.response .response-col_status').first().innerText()).trim();
     const responseText = (await live.locator('.response .response-col_description').first().innerText()).trim();
     if (status !== '200' || !responseText.includes(userName)) {

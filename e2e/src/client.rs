@@ -72,11 +72,28 @@ impl Reply {
 pub struct Gateway {
     pub base: String,
     http: reqwest::Client,
+    /// Bearer token sent with every request, or none for an anonymous caller.
+    token: Option<String>,
 }
 
 impl Gateway {
-    pub fn new(base: String, http: reqwest::Client) -> Self {
-        Self { base, http }
+    /// Creates a client that sends `token` as `Authorization: Bearer` on
+    /// every request.
+    pub fn with_token(base: String, http: reqwest::Client, token: &str) -> Self {
+        Self {
+            base,
+            http,
+            token: Some(token.to_owned()),
+        }
+    }
+
+    /// Creates a client that sends no credentials.
+    pub fn anonymous(base: String, http: reqwest::Client) -> Self {
+        Self {
+            base,
+            http,
+            token: None,
+        }
     }
 
     pub async fn send(
@@ -88,6 +105,9 @@ impl Gateway {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }

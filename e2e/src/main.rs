@@ -17,7 +17,6 @@ use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use lintas_e2e::client::Gateway;
 use lintas_e2e::platform::{Paths, Platform};
 use lintas_e2e::report::Report;
 use lintas_e2e::{Shared, checks};
@@ -197,7 +196,7 @@ async fn known_user(platform: &Platform, shared: &mut Shared) -> anyhow::Result<
     if let Some(user) = &shared.user {
         return Ok(user.clone());
     }
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.admin();
     let name = format!("Fajar {}", shared.tag);
     let reply = gateway
         .post(

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::checks::connectivity::every_target_up;
-use crate::client::{Gateway, poll};
+use crate::client::poll;
 use crate::platform::monitoring::SERVICE_DOWN_ALERT;
 use crate::platform::{Platform, Service};
 use crate::report::Category;
@@ -31,7 +31,7 @@ pub async fn run(category: &mut Category, platform: &mut Platform) -> anyhow::Re
 /// First half: stops the order service and waits for the firing alert and
 /// its notification.
 async fn stop_and_fire(category: &mut Category, platform: &mut Platform) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.anonymous();
 
     category
         .step(

@@ -6,7 +6,8 @@
 //! request and Chromium resolves no host name, so nothing leaves the
 //! machine. The gateway serves GraphiQL and Swagger UI with all their files,
 //! so the script fails a step when a request was aborted. On each page it
-//! runs a query through the UI and checks that the user is shown.
+//! enters the user's own bearer token as a person would, runs a query
+//! through the UI and checks that the user is shown.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,11 +56,13 @@ pub async fn run(
         .await
         .ok();
 
+    let token = platform.tokens.user(user_id)?;
     let spec = Spec::new("browser", "node")
         .arg(script.display().to_string())
         .env("GATEWAY_URL", platform.gateway_url())
         .env("USER_ID", user_id)
         .env("USER_NAME", user_name)
+        .env("USER_TOKEN", token)
         .env("CHROMIUM", CHROMIUM)
         .env("ARTIFACTS", platform.paths.artifacts.display().to_string());
     let output = tokio::time::timeout(Duration::from_secs(90), spec.command().output())

@@ -6,7 +6,7 @@ use anyhow::{Context, ensure};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::client::{Gateway, metric_value};
+use crate::client::metric_value;
 use crate::platform::Platform;
 use crate::report::Category;
 
@@ -14,7 +14,7 @@ use crate::report::Category;
 const GET_USER_METHOD: &str = "user.v1.UserService/GetUser";
 
 pub async fn run(category: &mut Category, platform: &Platform, tag: &str) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.admin();
 
     let metrics = gateway.metrics().await?;
     if metric_value(&metrics, "cache_requests_total", &[]).is_none() {

@@ -10,13 +10,13 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::client::{Gateway, grpc_channel, poll};
+use crate::client::{grpc_channel, poll};
 use crate::platform::Platform;
 use crate::platform::monitoring::{SERVICE_DOWN_ALERT, SERVICE_DOWN_FOR};
 use crate::report::Category;
 
 pub async fn run(category: &mut Category, platform: &Platform) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.anonymous();
 
     category
         .step("gateway /healthz answers 200 with status ok", async {

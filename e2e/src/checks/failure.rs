@@ -8,7 +8,7 @@ use anyhow::{Context, ensure};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::client::{Gateway, metric_value, poll};
+use crate::client::{metric_value, poll};
 use crate::platform::{Platform, Service};
 use crate::report::Category;
 
@@ -38,7 +38,7 @@ async fn redis_down(
     user_id: &str,
     tag: &str,
 ) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.admin();
 
     category
         .step(
@@ -141,7 +141,7 @@ async fn redis_down(
 }
 
 async fn user_service_down(category: &mut Category, platform: &mut Platform) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.admin();
 
     category
         .step(

@@ -2,6 +2,10 @@
 //! numbers that the RPC, REST, GraphQL and Prometheus views report
 //! afterwards.
 //!
+//! An admin token creates the users, changes order statuses and reads the
+//! lists and numbers. Each user places, pays and cancels their own orders
+//! with their own token, as a customer of the platform would.
+//!
 //! Names and emails carry a tag unique to the run, so that listing filters
 //! see only this category's users. The business numbers are compared as
 //! differences between a snapshot before the flows and one after. The
@@ -43,7 +47,7 @@ pub async fn run(
     platform: &Platform,
     shared: &mut Shared,
 ) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.admin();
     let tag = &shared.tag;
 
     let before = category
@@ -75,6 +79,8 @@ pub async fn run(
     )
     .await?;
     shared.user = Some((ayu.clone(), format!("Ayu {tag}")));
+    let ayu_client = platform.user(&ayu)?;
+    let budi_client = platform.user(&budi)?;
 
     category
         .step(
@@ -151,10 +157,10 @@ pub async fn run(
     // REST: an order through its whole life.
     let first_order = category
         .step(
-            "REST: place an order, 201 PENDING with the computed total",
+            "REST: a user places an order with their own token, 201 PENDING with the computed total",
             async {
                 let order = place_order_rest(
-                    &gateway,
+                    &ayu_client,
                     &ayu,
                     "IDR",
                     json!([
@@ -175,16 +181,20 @@ pub async fn run(
         .await?;
 
     category
-        .step("REST: pay it, order PAID and payment SUCCEEDED", async {
-            let result = pay_rest(&gateway, &first_order, "200000", "IDR", "tok_test").await?;
-            ensure!(result["order"]["status"] == "PAID", "{result}");
-            ensure!(result["payment"]["status"] == "SUCCEEDED", "{result}");
-            Ok(())
-        })
+        .step(
+            "REST: the user pays it, order PAID and payment SUCCEEDED",
+            async {
+                let result =
+                    pay_rest(&ayu_client, &first_order, "200000", "IDR", "tok_test").await?;
+                ensure!(result["order"]["status"] == "PAID", "{result}");
+                ensure!(result["payment"]["status"] == "SUCCEEDED", "{result}");
+                Ok(())
+            },
+        )
         .await?;
 
     category
-        .step("REST: ship it, then deliver it", async {
+        .step("REST: an admin ships it, then delivers it", async {
             for status in ["SHIPPED", "DELIVERED"] {
                 let order = change_status_rest(&gateway, &first_order, status)
                     .await?
@@ -205,7 +215,7 @@ pub async fn run(
                     .await?
                     .expect(StatusCode::OK)?
                     .clone();
-                gateway
+                ayu_client
                     .post(&format!("/api/v1/orders/{first_order}/cancel"), &json!({}))
                     .await?
                     .expect_problem(StatusCode::CONFLICT, "FAILED_PRECONDITION")?;
@@ -234,7 +244,7 @@ pub async fn run(
     let second_order = category
         .step("REST: a PENDING order cannot be shipped, 409", async {
             let order = place_order_rest(
-                &gateway,
+                &budi_client,
                 &budi,
                 "IDR",
                 json!([{ "sku": "GULA-1KG", "quantity": 3, "unit_price": 18000 }]),
@@ -251,7 +261,7 @@ pub async fn run(
     category
         .step("REST: a payment of the wrong amount is rejected, 400 INVALID_ARGUMENT", async {
             let body = json!({ "amount": "1", "currency": "IDR", "method": "CARD", "payment_token": "tok_test" });
-            gateway
+            budi_client
                 .post(&format!("/api/v1/orders/{second_order}/payments"), &body)
                 .await?
                 .expect_problem(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT")
@@ -264,7 +274,7 @@ pub async fn run(
             "REST: a declined card is recorded as FAILED and the order stays PENDING",
             async {
                 let result = pay_rest(
-                    &gateway,
+                    &budi_client,
                     &second_order,
                     "54000",
                     "IDR",
@@ -283,9 +293,10 @@ pub async fn run(
         .step(
             "REST: cancel a paid order, CANCELLED, refunded, payment REFUNDED",
             async {
-                let result = pay_rest(&gateway, &second_order, "54000", "IDR", "tok_test").await?;
+                let result =
+                    pay_rest(&budi_client, &second_order, "54000", "IDR", "tok_test").await?;
                 ensure!(result["order"]["status"] == "PAID", "{result}");
-                let reply = gateway
+                let reply = budi_client
                     .post(
                         &format!("/api/v1/orders/{second_order}/cancel"),
                         &json!({ "reason": "changed my mind" }),
@@ -318,7 +329,7 @@ pub async fn run(
     category
         .step("REST: a cancelled order cannot be paid, 409", async {
             let body = json!({ "amount": "54000", "currency": "IDR", "method": "CARD", "payment_token": "tok_test" });
-            gateway
+            budi_client
                 .post(&format!("/api/v1/orders/{second_order}/payments"), &body)
                 .await?
                 .expect_problem(StatusCode::CONFLICT, "FAILED_PRECONDITION")
@@ -391,10 +402,11 @@ pub async fn run(
             id_of(user)
         })
         .await?;
+    let citra_client = platform.user(&citra)?;
 
     let third_order = category
-        .step("GraphQL: createOrder, processPayment, SHIPPED, DELIVERED", async {
-            let data = gateway
+        .step("GraphQL: the user's createOrder and processPayment, then SHIPPED, DELIVERED by an admin", async {
+            let data = citra_client
                 .graphql(
                     "mutation ($input: CreateOrderInput!) { createOrder(input: $input) { id status total } }",
                     json!({ "input": {
@@ -412,7 +424,7 @@ pub async fn run(
             ensure!(order["total"] == "3449", "total {}, expected \"3449\"", order["total"]);
             let id = id_of(order)?;
 
-            let data = gateway
+            let data = citra_client
                 .graphql(
                     "mutation ($id: ID!) { processPayment(orderId: $id, input: {amount: \"3449\", currency: \"USD\", method: CARD, paymentToken: \"tok_test\"}) { order { status } payment { status } } }",
                     json!({ "id": id }),
@@ -438,7 +450,7 @@ pub async fn run(
         .step(
             "GraphQL: cancelOrder on a delivered order fails with FAILED_PRECONDITION",
             async {
-                let code = gateway
+                let code = citra_client
                     .graphql_error_code(
                         "mutation ($id: ID!) { cancelOrder(id: $id) { status } }",
                         json!({ "id": third_order }),
@@ -453,7 +465,7 @@ pub async fn run(
 
     let fourth_order = category
         .step("GraphQL: cancelOrder on an unpaid order, CANCELLED and not refunded", async {
-            let data = gateway
+            let data = citra_client
                 .graphql(
                     "mutation ($input: CreateOrderInput!) { createOrder(input: $input) { id } }",
                     json!({ "input": {
@@ -464,7 +476,7 @@ pub async fn run(
                 )
                 .await?;
             let id = id_of(&data["createOrder"])?;
-            let data = gateway
+            let data = citra_client
                 .graphql(
                     "mutation ($id: ID!) { cancelOrder(id: $id, reason: \"duplicate\") { status refunded cancelReason } }",
                     json!({ "id": id }),
@@ -480,8 +492,8 @@ pub async fn run(
         .ok();
 
     category
-        .step("GraphQL: user with nested orders, and orders filtered by user and status", async {
-            let data = gateway
+        .step("GraphQL: the user reads their own record with nested orders, and their orders by status", async {
+            let data = citra_client
                 .graphql(
                     "query ($id: ID!) { user(id: $id) { name orders { id status total user { email } } } }",
                     json!({ "id": citra }),
@@ -496,7 +508,7 @@ pub async fn run(
                 orders.iter().all(|order| order["user"]["email"] == format!("citra.{tag}@example.com")),
                 "Order.user is not Citra: {data}"
             );
-            let data = gateway
+            let data = citra_client
                 .graphql(
                     "query ($id: ID!) { orders(filter: {userId: $id, status: DELIVERED}) { nodes { id } } }",
                     json!({ "id": citra }),

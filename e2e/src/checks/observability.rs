@@ -18,7 +18,7 @@ use lintas_telemetry::testing::ReceivedSpan;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::client::{Gateway, poll};
+use crate::client::poll;
 use crate::platform::Platform;
 use crate::report::Category;
 
@@ -34,7 +34,7 @@ pub async fn run(
     user_id: &str,
     tag: &str,
 ) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.admin();
 
     let trace_id = category
         .step(
@@ -90,6 +90,7 @@ pub async fn run(
                         platform.gateway_url()
                     ))
                     .header("traceparent", &traceparent)
+                    .bearer_auth(&platform.tokens.admin)
                     .send()
                     .await?;
                 ensure!(

@@ -2,8 +2,9 @@
 //! gateway and checks every response, so the documentation cannot drift
 //! from the API.
 //!
-//! The block runs as written under `bash -euo pipefail`, with three
-//! additions: `API=` points at the suite's gateway, a `curl` shell function
+//! The block runs as written under `bash -euo pipefail`, with these
+//! changes: `API=` points at the suite's gateway, `AUTH=` carries the
+//! suite's admin token in place of the quickstart's, a `curl` shell function
 //! adds `--write-out` so that each request also reports its HTTP status on
 //! stderr, and a last `jq` prints the ids the block created. The block's
 //! `jq` output is read as a stream of JSON values, one per printing
@@ -17,7 +18,6 @@ use anyhow::{Context, bail, ensure};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::client::Gateway;
 use crate::platform::Platform;
 use crate::platform::process::Spec;
 use crate::report::Category;
@@ -35,7 +35,7 @@ const EXPECTED_STATUSES: [u16; 13] = [
 const EXPECTED_OUTPUTS: usize = 12;
 
 pub async fn run(category: &mut Category, platform: &Platform) -> anyhow::Result<()> {
-    let gateway = Gateway::new(platform.gateway_url(), platform.http.clone());
+    let gateway = platform.admin();
     let artifacts = &platform.paths.artifacts;
 
     let script = category
@@ -44,7 +44,11 @@ pub async fn run(category: &mut Category, platform: &Platform) -> anyhow::Result
             async {
                 let readme = std::fs::read_to_string(platform.paths.repository.join("README.md"))?;
                 let block = extract_block(&readme)?;
-                let script = prepare_script(&block, &format!("{}/api/v1", platform.gateway_url()))?;
+                let script = prepare_script(
+                    &block,
+                    &format!("{}/api/v1", platform.gateway_url()),
+                    &platform.tokens.admin,
+                )?;
                 std::fs::write(artifacts.join("readme-flow.sh"), &script)?;
                 Ok((block, script))
             },
@@ -137,14 +141,18 @@ fn extract_block(readme: &str) -> anyhow::Result<String> {
 }
 
 /// Builds the script that runs the block; see the module documentation.
-fn prepare_script(block: &str, api_url: &str) -> anyhow::Result<String> {
+fn prepare_script(block: &str, api_url: &str, token: &str) -> anyhow::Result<String> {
     let mut api_lines = 0;
+    let mut auth_lines = 0;
     let lines: Vec<String> = block
         .lines()
         .map(|line| {
             if line.starts_with("API=") {
                 api_lines += 1;
                 format!("API={api_url}")
+            } else if line.starts_with("AUTH=") {
+                auth_lines += 1;
+                format!("AUTH=\"Authorization: Bearer {token}\"")
             } else {
                 line.to_owned()
             }
@@ -153,6 +161,10 @@ fn prepare_script(block: &str, api_url: &str) -> anyhow::Result<String> {
     ensure!(
         api_lines == 1,
         "expected one API= line in the block, found {api_lines}"
+    );
+    ensure!(
+        auth_lines == 1,
+        "expected one AUTH= line in the block, found {auth_lines}"
     );
     Ok(format!("{PROLOGUE}\n{}\n{EPILOGUE}\n", lines.join("\n")))
 }
@@ -331,11 +343,16 @@ mod tests {
     #[test]
     fn readme_block_prepares() {
         let block = extract_block(&readme()).unwrap();
-        let script = prepare_script(&block, "http://127.0.0.1:1/api/v1").unwrap();
+        let script = prepare_script(&block, "http://127.0.0.1:1/api/v1", "t0k3n").unwrap();
         assert!(
             script.contains("API=http://127.0.0.1:1/api/v1\n"),
             "{script}"
         );
+        assert!(
+            script.contains("AUTH=\"Authorization: Bearer t0k3n\"\n"),
+            "{script}"
+        );
+        assert!(!script.contains("$(cat data/admin.token)"), "{script}");
         assert_eq!(promised_output(&block).unwrap()["status"], "PENDING");
     }
 }

@@ -7,12 +7,15 @@
 //! user service, the order service, the gateway, Prometheus and
 //! Alertmanager. The three binaries get the settings of the Kubernetes
 //! manifests (`k8s/base/kustomization.yaml`) with loopback addresses, except
-//! that every trace is sampled and logs are also pushed to Loki.
+//! that every trace is sampled and logs are also pushed to Loki. The gateway
+//! requires bearer tokens signed with an HS256 secret made for the run
+//! (`tokens`).
 
 pub mod monitoring;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod tokens;
 pub mod webhook;
 
 use std::collections::HashSet;
@@ -22,11 +25,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use lintas_telemetry::testing::{LokiReceiver, OtlpReceiver};
 
+use crate::client::Gateway;
 use crate::report::Category;
 use monitoring::{Generated, Target};
 use postgres::Postgres;
 use process::{Managed, Spec};
 use redis::Redis;
+use tokens::Tokens;
 use webhook::WebhookReceiver;
 
 /// How long a binary may take from start to its "listening" log line.
@@ -61,6 +66,8 @@ pub struct Platform {
     pub paths: Paths,
     pub addresses: Addresses,
     pub http: reqwest::Client,
+    /// The gateway's signing secret and the admin token.
+    pub tokens: Tokens,
     pub otlp: OtlpReceiver,
     pub loki: LokiReceiver,
     pub webhook: WebhookReceiver,
@@ -102,6 +109,7 @@ impl Platform {
             .timeout(Duration::from_secs(10))
             .no_proxy()
             .build()?;
+        let tokens = Tokens::new()?;
 
         let postgres_port = ports.port()?;
         let postgres = category
@@ -145,6 +153,7 @@ impl Platform {
             addresses: &addresses,
             otlp_endpoint: &otlp.endpoint,
             loki_url: &loki.url,
+            tokens: &tokens,
         };
         let user_database = postgres.database_url("lintas_users");
         let order_database = postgres.database_url("lintas_orders");
@@ -246,6 +255,7 @@ impl Platform {
             paths,
             addresses,
             http,
+            tokens,
             otlp,
             loki,
             webhook,
@@ -264,6 +274,27 @@ impl Platform {
     /// Base URL of the gateway, `http://127.0.0.1:PORT`.
     pub fn gateway_url(&self) -> String {
         format!("http://{}", self.addresses.gateway)
+    }
+
+    /// Returns a gateway client that sends the admin token.
+    pub fn admin(&self) -> Gateway {
+        Gateway::with_token(self.gateway_url(), self.http.clone(), &self.tokens.admin)
+    }
+
+    /// Returns a gateway client that sends the token of the regular user
+    /// `user_id`.
+    pub fn user(&self, user_id: &str) -> anyhow::Result<Gateway> {
+        let token = self.tokens.user(user_id)?;
+        Ok(Gateway::with_token(
+            self.gateway_url(),
+            self.http.clone(),
+            &token,
+        ))
+    }
+
+    /// Returns a gateway client that sends no token.
+    pub fn anonymous(&self) -> Gateway {
+        Gateway::anonymous(self.gateway_url(), self.http.clone())
     }
 
     pub fn prometheus_url(&self) -> String {
@@ -326,6 +357,7 @@ struct Binaries<'a> {
     addresses: &'a Addresses,
     otlp_endpoint: &'a str,
     loki_url: &'a str,
+    tokens: &'a Tokens,
 }
 
 impl Binaries<'_> {
@@ -398,6 +430,7 @@ impl Binaries<'_> {
             .env("BACKEND_TIMEOUT_MS", "5000")
             .env("MAX_BODY_BYTES", "65536")
             .env("REDIS_URL", redis_url);
+        let spec = self.tokens.configure_gateway(spec);
         self.start(spec, &self.addresses.gateway).await
     }
 
