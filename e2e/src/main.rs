@@ -22,9 +22,10 @@ use lintas_e2e::report::Report;
 use lintas_e2e::{Shared, checks};
 
 /// Categories after start-up, in run order.
-const CATEGORIES: [&str; 8] = [
+const CATEGORIES: [&str; 9] = [
     "connectivity",
     "flows",
+    "auth",
     "cache",
     "observability",
     "readme",
@@ -54,8 +55,8 @@ struct Args {
     artifacts: Option<PathBuf>,
 
     /// Run only these categories after start-up, comma-separated, from:
-    /// connectivity, flows, cache, observability, readme, browser, alerting,
-    /// failure.
+    /// connectivity, flows, auth, cache, observability, readme, browser,
+    /// alerting, failure.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -165,6 +166,10 @@ async fn run_categories(
         let result = match name {
             "connectivity" => checks::connectivity::run(&mut category, platform).await,
             "flows" => checks::flows::run(&mut category, platform, shared).await,
+            "auth" => match known_user(platform, shared).await {
+                Ok((id, _)) => checks::auth::run(&mut category, platform, &id, &shared.tag).await,
+                Err(error) => Err(error),
+            },
             "cache" => checks::cache::run(&mut category, platform, &shared.tag).await,
             "observability" => match known_user(platform, shared).await {
                 Ok((id, _)) => {

@@ -3,6 +3,7 @@
 //! whole platform.
 
 pub mod alerting;
+pub mod auth;
 pub mod browser;
 pub mod cache;
 pub mod connectivity;
