@@ -4,7 +4,8 @@
 --   graphql-page   POST /graphql, 50 users with their orders
 --   create-order   POST /api/v1/orders
 -- BENCH_USER_IDS names a file with one user id per line; each request takes
--- one at random. done() prints the results as one JSON line.
+-- one at random. BENCH_TOKEN is the bearer token that every request sends.
+-- done() prints the results as one JSON line.
 
 local scenario = os.getenv("BENCH_SCENARIO")
 local ids = {}
@@ -12,7 +13,16 @@ for line in io.lines(os.getenv("BENCH_USER_IDS")) do
   ids[#ids + 1] = line
 end
 
-local json = { ["Content-Type"] = "application/json" }
+local token = os.getenv("BENCH_TOKEN")
+if token == nil or token == "" then
+  error("BENCH_TOKEN is not set: the gateway requires a bearer token")
+end
+local authorization = "Bearer " .. token
+
+-- wrk.format sends a given header table in place of wrk's -H headers, so
+-- each table carries the token itself.
+local get_headers = { ["Authorization"] = authorization }
+local json = { ["Content-Type"] = "application/json", ["Authorization"] = authorization }
 
 local page_body = '{"query":"{ users(first: 50) { nodes { id name orders(first: 5) { id status total } } } }"}'
 
@@ -27,7 +37,7 @@ end
 
 function request()
   if scenario == "rest-user" then
-    return wrk.format("GET", "/api/v1/users/" .. random_id())
+    return wrk.format("GET", "/api/v1/users/" .. random_id(), get_headers)
   elseif scenario == "graphql-user" then
     local body = '{"query":"query ($id: ID!) { user(id: $id) { id name email status } }",'
       .. '"variables":{"id":"' .. random_id() .. '"}}'

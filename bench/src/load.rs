@@ -55,6 +55,8 @@ pub struct WrkRun<'a> {
     pub url: &'a str,
     pub scenario: &'a str,
     pub ids_file: &'a Path,
+    /// Bearer token that every request carries.
+    pub token: &'a str,
     pub connections: usize,
     pub threads: usize,
     pub duration: Duration,
@@ -72,6 +74,7 @@ impl WrkRun<'_> {
             .arg(self.url)
             .env("BENCH_SCENARIO", self.scenario)
             .env("BENCH_USER_IDS", self.ids_file)
+            .env("BENCH_TOKEN", self.token)
             .output()
             .await
             .context("failed to run wrk; install it with `apt-get install wrk`")?;

@@ -181,7 +181,13 @@ async fn measure(
         .timeout(Duration::from_secs(10))
         .build()?;
     println!("==> warming the cache with every user");
-    warm_cache(&http, &platform.gateway(GatewayKind::Cached).address, &ids).await?;
+    warm_cache(
+        &http,
+        &platform.gateway(GatewayKind::Cached).address,
+        &platform.tokens.admin,
+        &ids,
+    )
+    .await?;
 
     let load = Load {
         script: &repository.join("bench/lua/scenario.lua"),
@@ -258,16 +264,27 @@ async fn measure(
 }
 
 /// Fetches every user once through the gateway, so that every user is cached.
-async fn warm_cache(http: &reqwest::Client, address: &str, ids: &[String]) -> anyhow::Result<()> {
+async fn warm_cache(
+    http: &reqwest::Client,
+    address: &str,
+    token: &str,
+    ids: &[String],
+) -> anyhow::Result<()> {
     let ids: Arc<[String]> = ids.into();
     let mut workers = JoinSet::new();
     for worker in 0..32 {
         let http = http.clone();
         let ids = ids.clone();
+        let token = token.to_owned();
         let base = format!("http://{address}/api/v1/users/");
         workers.spawn(async move {
             for id in ids.iter().skip(worker).step_by(32) {
-                let status = http.get(format!("{base}{id}")).send().await?.status();
+                let status = http
+                    .get(format!("{base}{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?
+                    .status();
                 if !status.is_success() {
                     bail!("GET /api/v1/users/{id} returned {status}");
                 }

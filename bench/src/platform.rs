@@ -5,9 +5,11 @@
 //! Every binary runs with the production settings of the manifests: JSON
 //! logs at `info` with one access-log line per request. Except in the
 //! gateway without telemetry, every trace is sampled and exported and every
-//! log line is pushed to the counting sink. The one change is a
-//! cache TTL of an hour instead of a minute, so that entries warmed before
-//! the scenarios do not expire during them.
+//! log line is pushed to the counting sink. Every gateway requires bearer
+//! tokens signed with a shared HS256 secret, as a deployment with a shared
+//! secret would, so each HTTP request pays for a token check. The one
+//! change is a cache TTL of an hour instead of a minute, so that entries
+//! warmed before the scenarios do not expire during them.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,7 @@ use anyhow::Context;
 use lintas_e2e::platform::postgres::Postgres;
 use lintas_e2e::platform::process::{Managed, Spec};
 use lintas_e2e::platform::redis::Redis;
+use lintas_e2e::platform::tokens::Tokens;
 use lintas_e2e::platform::{PortPicker, wait_listening};
 
 use crate::sink::Sink;
@@ -59,6 +62,8 @@ pub struct Gateway {
 
 pub struct BenchPlatform {
     pub sink: Sink,
+    /// The gateways' signing secret and the admin token that the load sends.
+    pub tokens: Tokens,
     pub postgres: Postgres,
     pub redis: Redis,
     pub user_svc: Managed,
@@ -77,6 +82,7 @@ impl BenchPlatform {
             .tempdir()?;
         let mut ports = PortPicker::default();
         let sink = Sink::start().await?;
+        let tokens = Tokens::new()?;
 
         println!("  starting PostgreSQL and Redis");
         let postgres = Postgres::start(ports.port()?, artifacts).await?;
@@ -147,7 +153,7 @@ impl BenchPlatform {
                         "on"
                     },
                 );
-            let mut spec = spec;
+            let mut spec = tokens.configure_gateway(spec);
             spec.name = kind.name().to_owned();
             let process = binaries.start(spec, &address).await?;
             gateways.push(Gateway {
@@ -159,6 +165,7 @@ impl BenchPlatform {
 
         Ok(Self {
             sink,
+            tokens,
             postgres,
             redis,
             user_svc,

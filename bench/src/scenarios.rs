@@ -206,6 +206,7 @@ async fn generate(
                 url: &url,
                 scenario: scenario.wrk_scenario,
                 ids_file: load.ids_file,
+                token: &platform.tokens.admin,
                 connections,
                 threads: load.threads,
                 duration,
