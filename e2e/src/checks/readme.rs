@@ -272,10 +272,11 @@ fn check_outputs(outputs: &[Value], block: &str) -> anyhow::Result<()> {
         "the name filter did not return Dewi: {}",
         outputs[7]
     );
-    let paid = outputs[8]["orders"]
+    let status = order_status_filter(block)?;
+    let filtered = outputs[8]["orders"]
         .as_array()
         .context("orders list without orders")?;
-    let totals: Vec<i64> = paid
+    let totals: Vec<i64> = filtered
         .iter()
         .map(|order| {
             order["total"]
@@ -285,9 +286,9 @@ fn check_outputs(outputs: &[Value], block: &str) -> anyhow::Result<()> {
         })
         .collect();
     ensure!(
-        paid.iter().all(|order| order["status"] == "PAID")
+        filtered.iter().all(|order| order["status"] == status)
             && totals.iter().all(|total| *total >= 100_000),
-        "the PAID, min_total filter returned {}",
+        "the status={status}, min_total=100000 filter returned {}",
         outputs[8]
     );
     ensure!(
@@ -324,6 +325,21 @@ fn promised_output(block: &str) -> anyhow::Result<Value> {
         .with_context(|| format!("the README comment is not JSON: {comment}"))
 }
 
+/// Reads the `status=` value of the block's first order list request, such
+/// as `SHIPPED` in `"$API/orders?status=SHIPPED&min_total=100000"`.
+fn order_status_filter(block: &str) -> anyhow::Result<String> {
+    let query = block
+        .lines()
+        .find_map(|line| line.split_once("/orders?").map(|(_, query)| query))
+        .context("the block lists no orders with a query string")?;
+    let status = query
+        .split(['&', '"', ' '])
+        .find_map(|pair| pair.strip_prefix("status="))
+        .filter(|status| !status.is_empty())
+        .with_context(|| format!("the order list request has no status filter: {query}"))?;
+    Ok(status.to_owned())
+}
+
 fn text(value: &Value) -> anyhow::Result<String> {
     value
         .as_str()
@@ -353,6 +369,20 @@ mod tests {
             "{script}"
         );
         assert!(!script.contains("$(cat data/admin.token)"), "{script}");
+        let status = order_status_filter(&block).unwrap();
+        assert!(
+            ["PENDING", "PAID", "SHIPPED", "DELIVERED", "CANCELLED"].contains(&status.as_str()),
+            "{status}"
+        );
         assert_eq!(promised_output(&block).unwrap()["status"], "PENDING");
+    }
+
+    #[test]
+    fn order_status_filter_reads_query() {
+        let block = "curl -s -H \"$AUTH\" \"$API/orders?min_total=1&status=PAID\" | jq\n";
+        assert_eq!(order_status_filter(block).unwrap(), "PAID");
+        let unfiltered = "curl -s \"$API/orders?min_total=1\" | jq\n";
+        assert!(order_status_filter(unfiltered).is_err());
+        assert!(order_status_filter("curl -s \"$API/users\"\n").is_err());
     }
 }
