@@ -14,6 +14,9 @@ pub mod metadata;
 pub mod page_token;
 pub mod process;
 pub mod shutdown;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod validation;
