@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lintas_common::database::{Database, MigrationMode, Migrations, PoolSettings, redact};
+use lintas_common::grpc::ServiceListeners;
 use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
+use lintas_common::tls::{ClientTlsSettings, ServerTls, ServerTlsSettings, TlsIncoming};
 use lintas_proto::order::v1::order_service_server::OrderServiceServer;
 use sqlx::migrate::Migrator;
-use tokio::net::TcpListener;
 
 pub use service::OrderApi;
 pub use store::OrderStore;
@@ -63,21 +64,34 @@ pub struct Settings {
     /// Secret that signs page tokens. Replicas must share it; without one a
     /// random secret is used and tokens do not survive a restart.
     pub page_token_secret: Option<String>,
-    /// gRPC URL of the user service, for example `http://127.0.0.1:50051`.
-    /// CreateOrder checks every order's user there.
+    /// gRPC URL of the user service, for example `http://127.0.0.1:50051`,
+    /// or an https URL with `user_service_tls`. CreateOrder checks every
+    /// order's user there.
     pub user_service_url: String,
-    /// Bound on one call to the user service, including the TCP connect.
+    /// Bound on one call to the user service, including the TCP connect
+    /// and the TLS handshake.
     pub user_service_timeout: Duration,
+    /// TLS of the calls to the user service: the CA that signs its
+    /// certificate, and the certificate to present to it.
+    pub user_service_tls: Option<ClientTlsSettings>,
     /// Registry that receives the service's metrics; the binary serves it
     /// on its metrics port.
     pub registry: prometheus::Registry,
+    /// TLS of the gRPC port. With a client CA, every caller must present a
+    /// certificate that the CA signed.
+    pub tls: Option<ServerTlsSettings>,
+    /// Serve plaintext gRPC on an address other than loopback, and call a
+    /// user service that is not on loopback in plaintext. Without it,
+    /// `lintas_common::tls::plaintext` rejects both.
+    pub allow_plaintext: bool,
 }
 
 impl Settings {
     /// Settings for the given database and user service, with the defaults
     /// for everything else: [`PoolSettings::default`],
-    /// [`DEFAULT_IDEMPOTENCY_TTL`], a random page token secret and
-    /// [`DEFAULT_USER_SERVICE_TIMEOUT`].
+    /// [`DEFAULT_IDEMPOTENCY_TTL`], a random page token secret,
+    /// [`DEFAULT_USER_SERVICE_TIMEOUT`], and no TLS, so plaintext on
+    /// loopback only.
     pub fn new(database_url: impl Into<String>, user_service_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
@@ -86,7 +100,10 @@ impl Settings {
             page_token_secret: None,
             user_service_url: user_service_url.into(),
             user_service_timeout: DEFAULT_USER_SERVICE_TIMEOUT,
+            user_service_tls: None,
             registry: prometheus::Registry::new(),
+            tls: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -104,6 +121,9 @@ impl std::fmt::Debug for Settings {
             )
             .field("user_service_url", &self.user_service_url)
             .field("user_service_timeout", &self.user_service_timeout)
+            .field("user_service_tls", &self.user_service_tls)
+            .field("tls", &self.tls)
+            .field("allow_plaintext", &self.allow_plaintext)
             .finish()
     }
 }
@@ -134,14 +154,22 @@ pub async fn open_database(settings: &Settings, mode: MigrationMode) -> anyhow::
     Ok(database)
 }
 
-/// Opens the database, applies migrations and serves gRPC on `listener`
+/// Opens the database, applies migrations and serves gRPC on `listeners`
 /// until `shutdown` completes, then drains in-flight calls. The user
 /// service is connected on first use, so it need not be up yet.
+///
+/// Fails before serving when the TLS files are invalid, or when plaintext
+/// would be served on, or sent to, an address other than loopback without
+/// `allow_plaintext`.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: impl Into<ServiceListeners>,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let listeners = listeners.into();
+    let address = listeners.grpc.local_addr()?;
+    let tls = server_tls(&settings, address)?;
+
     let database = open_database(&settings, MigrationMode::Apply).await?;
     database.export_pool_metrics(&settings.registry, settings.pool.max_connections)?;
     lintas_common::idempotency::spawn_purge(
@@ -154,10 +182,15 @@ pub async fn serve(
         lintas_telemetry::grpc::RpcMetrics::register(&settings.registry, "client")?;
     let users = users::UserDirectory::connect_lazy(
         &settings.user_service_url,
+        settings.user_service_tls.as_ref(),
+        settings.allow_plaintext,
         settings.user_service_timeout,
         client_metrics,
     )
-    .with_context(|| format!("invalid user service URL {}", settings.user_service_url))?;
+    .context(
+        "invalid user service client settings (USER_SERVICE_URL, USER_SERVICE_TLS_CA, \
+         USER_SERVICE_TLS_CERT, USER_SERVICE_TLS_KEY, USER_SERVICE_TLS_SERVER_NAME)",
+    )?;
 
     let page_tokens = match &settings.page_token_secret {
         Some(secret) => PageTokenCodec::new(secret.as_bytes(), DEFAULT_MAX_AGE),
@@ -177,19 +210,52 @@ pub async fn serve(
             rpc_metrics,
             &known_services,
         ));
-    let (health_reporter, router) =
+    let (health_reporter, health, router) =
         lintas_common::grpc::router_with_standard_services(&mut server, SERVICE_NAME);
     health_reporter
         .set_serving::<OrderServiceServer<OrderApi>>()
         .await;
+    let shutdown = lintas_common::grpc::start_health_port(listeners.health, health, shutdown)?;
 
-    let address = listener.local_addr()?;
-    tracing::info!(%address, user_service = %settings.user_service_url, "order service listening");
-    router
-        .add_service(OrderServiceServer::new(api))
-        .serve_with_incoming_shutdown(lintas_common::grpc::incoming(listener), shutdown)
-        .await
-        .context("order service failed")?;
+    let router = router.add_service(OrderServiceServer::new(api));
+    tracing::info!(
+        %address,
+        user_service = %settings.user_service_url,
+        tls = tls.is_some(),
+        client_certificates = tls.as_ref().is_some_and(ServerTls::requires_client_certificate),
+        "order service listening"
+    );
+    let served = match tls {
+        Some(tls) => {
+            let incoming = TlsIncoming::new(listeners.grpc, tls)?;
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            let incoming = lintas_common::grpc::incoming(listeners.grpc);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    served.context("order service failed")?;
     tracing::info!("order service stopped");
     Ok(())
+}
+
+/// Loads the TLS files, or checks that plaintext is allowed on `address`.
+fn server_tls(
+    settings: &Settings,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<Option<ServerTls>> {
+    match &settings.tls {
+        Some(tls) => ServerTls::load(tls, &[lintas_common::tls::ALPN_H2])
+            .map(Some)
+            .context("invalid TLS settings (TLS_CERT, TLS_KEY, TLS_CLIENT_CA)"),
+        None => {
+            lintas_common::tls::plaintext::check_listener(address, settings.allow_plaintext)?;
+            Ok(None)
+        }
+    }
 }

@@ -3,17 +3,18 @@
 //!
 //! The channel connects lazily, so the order service starts and serves reads
 //! while the user service is down. Each call is bounded by one timeout,
-//! which also bounds the TCP connect.
+//! which also bounds the TCP connect and the TLS handshake.
 
 use std::time::Duration;
 
 use lintas_common::metadata::REQUEST_ID_KEY;
+use lintas_common::tls::{ChannelError, ClientTlsSettings};
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
 use lintas_proto::user::v1::{GetUserRequest, UserStatus};
 use lintas_telemetry::grpc::{RpcMetrics, TracedChannel};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
@@ -44,13 +45,21 @@ pub struct UserDirectory {
 }
 
 impl UserDirectory {
-    /// Creates a client for `url` without connecting; the first call connects.
-    pub fn connect_lazy(url: &str, timeout: Duration, metrics: RpcMetrics) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(timeout)
-            .timeout(timeout);
+    /// Creates a client for `url` without connecting; the first call
+    /// connects. With `tls`, `url` is an https URL; without it, an http URL
+    /// that must be on loopback unless `allow_plaintext`.
+    pub fn connect_lazy(
+        url: &str,
+        tls: Option<&ClientTlsSettings>,
+        allow_plaintext: bool,
+        timeout: Duration,
+        metrics: RpcMetrics,
+    ) -> Result<Self, ChannelError> {
+        let channel = lintas_common::tls::lazy_channel(url, tls, allow_plaintext, |endpoint| {
+            endpoint.connect_timeout(timeout).timeout(timeout)
+        })?;
         Ok(Self {
-            channel: TracedChannel::new(endpoint.connect_lazy(), Some(metrics)),
+            channel: TracedChannel::new(channel, Some(metrics)),
             timeout,
         })
     }

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lintas_common::database::{Database, MigrationMode, Migrations, PoolSettings, redact};
+use lintas_common::grpc::ServiceListeners;
 use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
+use lintas_common::tls::{ServerTls, ServerTlsSettings, TlsIncoming};
 use lintas_proto::user::v1::user_service_server::UserServiceServer;
 use sqlx::migrate::Migrator;
-use tokio::net::TcpListener;
 
 pub use service::UserApi;
 pub use store::SqlUserStore;
@@ -52,10 +53,17 @@ pub struct Settings {
     /// Registry that receives the service's metrics; the binary serves it
     /// on its metrics port.
     pub registry: prometheus::Registry,
+    /// TLS of the gRPC port. With a client CA, every caller must present a
+    /// certificate that the CA signed.
+    pub tls: Option<ServerTlsSettings>,
+    /// Serve plaintext gRPC on an address other than loopback, which
+    /// `lintas_common::tls::plaintext` rejects otherwise.
+    pub allow_plaintext: bool,
 }
 
 impl Settings {
-    /// Settings with the documented defaults for `database_url`.
+    /// Settings with the documented defaults for `database_url`: no TLS,
+    /// so plaintext on loopback only.
     pub fn new(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
@@ -63,6 +71,8 @@ impl Settings {
             pool: PoolSettings::default(),
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             registry: prometheus::Registry::new(),
+            tls: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -78,6 +88,8 @@ impl std::fmt::Debug for Settings {
             )
             .field("pool", &self.pool)
             .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("tls", &self.tls)
+            .field("allow_plaintext", &self.allow_plaintext)
             .finish()
     }
 }
@@ -104,13 +116,21 @@ pub async fn open_database(settings: &Settings, mode: MigrationMode) -> anyhow::
     Ok(database)
 }
 
-/// Opens the database, applies migrations and serves gRPC on `listener`
+/// Opens the database, applies migrations and serves gRPC on `listeners`
 /// until `shutdown` completes, then drains in-flight calls.
+///
+/// Fails before serving when the TLS files are invalid, or when the gRPC
+/// port would serve plaintext on an address other than loopback without
+/// `allow_plaintext`.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: impl Into<ServiceListeners>,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let listeners = listeners.into();
+    let address = listeners.grpc.local_addr()?;
+    let tls = server_tls(&settings, address)?;
+
     let database = open_database(&settings, MigrationMode::Apply).await?;
     database.export_pool_metrics(&settings.registry, settings.pool.max_connections)?;
     lintas_common::idempotency::spawn_purge(
@@ -138,19 +158,52 @@ pub async fn serve(
             rpc_metrics,
             &known_services,
         ));
-    let (health_reporter, router) =
+    let (health_reporter, health, router) =
         lintas_common::grpc::router_with_standard_services(&mut server, SERVICE_NAME);
     health_reporter
         .set_serving::<UserServiceServer<UserApi>>()
         .await;
+    let shutdown = lintas_common::grpc::start_health_port(listeners.health, health, shutdown)?;
 
-    let address = listener.local_addr()?;
-    tracing::info!(%address, database = %redact(&settings.database_url), "user service listening");
-    router
-        .add_service(UserServiceServer::new(api))
-        .serve_with_incoming_shutdown(lintas_common::grpc::incoming(listener), shutdown)
-        .await
-        .context("user service failed")?;
+    let router = router.add_service(UserServiceServer::new(api));
+    tracing::info!(
+        %address,
+        database = %redact(&settings.database_url),
+        tls = tls.is_some(),
+        client_certificates = tls.as_ref().is_some_and(ServerTls::requires_client_certificate),
+        "user service listening"
+    );
+    let served = match tls {
+        Some(tls) => {
+            let incoming = TlsIncoming::new(listeners.grpc, tls)?;
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            let incoming = lintas_common::grpc::incoming(listeners.grpc);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    served.context("user service failed")?;
     tracing::info!("user service stopped");
     Ok(())
+}
+
+/// Loads the TLS files, or checks that plaintext is allowed on `address`.
+fn server_tls(
+    settings: &Settings,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<Option<ServerTls>> {
+    match &settings.tls {
+        Some(tls) => ServerTls::load(tls, &[lintas_common::tls::ALPN_H2])
+            .map(Some)
+            .context("invalid TLS settings (TLS_CERT, TLS_KEY, TLS_CLIENT_CA)"),
+        None => {
+            lintas_common::tls::plaintext::check_listener(address, settings.allow_plaintext)?;
+            Ok(None)
+        }
+    }
 }

@@ -1,11 +1,15 @@
 //! The `user-svc` binary: reads its configuration and calls [`user_svc::serve`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 use lintas_common::database::{MigrationMode, PoolSettings};
+use lintas_common::grpc::ServiceListeners;
+use lintas_common::tls::ServerTlsSettings;
 use lintas_telemetry::{LogFormat, TelemetryConfig};
 
 /// gRPC user service (user.v1.UserService).
@@ -57,6 +61,30 @@ struct Args {
     #[arg(long, env = "METRICS_LISTEN", default_value = "0.0.0.0:9464")]
     metrics_listen: SocketAddr,
 
+    /// PEM certificate chain of the gRPC port, certificate first; turns
+    /// TLS on. Re-read every minute.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of TLS_CERT.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates that sign client certificates. When set, a
+    /// caller without a certificate that they signed is rejected.
+    #[arg(long, env = "TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+
+    /// Serve plaintext gRPC on an address other than loopback: on or off.
+    /// Off, the service stops at startup there without TLS_CERT.
+    #[arg(long, env = "ALLOW_PLAINTEXT", default_value = "off", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
+    allow_plaintext: bool,
+
+    /// Address and port of a plaintext port that serves only
+    /// grpc.health.v1.Health, for probes that cannot use TLS. Unset: none.
+    #[arg(long, env = "HEALTH_LISTEN")]
+    health_listen: Option<SocketAddr>,
+
     /// Log line format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -73,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry =
         lintas_telemetry::init(&TelemetryConfig::from_env("user-svc", args.log_format)?)?;
 
+    let tls = server_tls(&args);
     let settings = user_svc::Settings {
         database_url: args.database_url,
         page_token_secret: args.page_token_secret,
@@ -83,6 +112,8 @@ async fn main() -> anyhow::Result<()> {
         },
         idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
         registry: prometheus::Registry::new(),
+        tls,
+        allow_plaintext: args.allow_plaintext,
     };
     if args.migrate_only || args.migrate_only_check {
         let mode = if args.migrate_only {
@@ -98,9 +129,25 @@ async fn main() -> anyhow::Result<()> {
         return result;
     }
 
+    // Checked before binding, so that a rejected address is never opened.
+    if settings.tls.is_none() {
+        lintas_common::tls::plaintext::check_listener(args.listen, args.allow_plaintext)?;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;
+    let health_listener = match args.health_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("failed to bind {address}"))?,
+        ),
+        None => None,
+    };
+    let listeners = ServiceListeners {
+        grpc: listener,
+        health: health_listener,
+    };
     let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("failed to bind {}", args.metrics_listen))?;
@@ -108,9 +155,20 @@ async fn main() -> anyhow::Result<()> {
     let result = lintas_common::process::serve_with_metrics(
         metrics_listener,
         settings.registry.clone(),
-        |shutdown| user_svc::serve(listener, settings, shutdown),
+        |shutdown| user_svc::serve(listeners, settings, shutdown),
     )
     .await;
     telemetry.shutdown().await;
     result
+}
+
+/// TLS settings of the gRPC port, when TLS_CERT and TLS_KEY are set.
+fn server_tls(args: &Args) -> Option<ServerTlsSettings> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return None;
+    };
+    Some(ServerTlsSettings {
+        client_ca: args.tls_client_ca.clone(),
+        ..ServerTlsSettings::new(cert, key)
+    })
 }
