@@ -37,6 +37,12 @@ struct Args {
     #[arg(long, env = "ORDER_SVC_LISTEN", default_value = "127.0.0.1:50052")]
     order_svc_listen: SocketAddr,
 
+    /// Serve and call gRPC in plaintext on addresses other than loopback,
+    /// which the services reject otherwise: on or off. The quickstart has
+    /// no TLS settings.
+    #[arg(long, env = "ALLOW_PLAINTEXT", default_value = "off", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
+    allow_plaintext: bool,
+
     /// Load demo users and orders when the user database is empty.
     #[arg(long, env = "LINTAS_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set)]
     demo_data: bool,
@@ -74,10 +80,13 @@ async fn main() -> anyhow::Result<()> {
     let (gateway_stop, gateway_stopping) = watch::channel(false);
     let (services_stop, services_stopping) = watch::channel(false);
 
-    let user_settings = user_svc::Settings::new(sqlite_url(&args.data_dir, "users.db"));
-    let order_settings =
+    let mut user_settings = user_svc::Settings::new(sqlite_url(&args.data_dir, "users.db"));
+    user_settings.allow_plaintext = args.allow_plaintext;
+    let mut order_settings =
         order_svc::Settings::new(sqlite_url(&args.data_dir, "orders.db"), user_url.clone());
+    order_settings.allow_plaintext = args.allow_plaintext;
     let mut gateway_settings = gateway::Settings::with_backends(&user_url, &order_url);
+    gateway_settings.allow_plaintext = args.allow_plaintext;
     let secret = if args.auth_disabled {
         tracing::warn!("authentication is off: every caller may do everything");
         None

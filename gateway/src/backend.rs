@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use lintas_common::metadata::{CALLER_ROLE_KEY, CALLER_SUBJECT_KEY, REQUEST_ID_KEY};
+use lintas_common::tls::ClientTlsSettings;
 use lintas_proto::order::v1::order_service_client::OrderServiceClient;
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
 use lintas_telemetry::grpc::TracedChannel;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::auth::{Call, Caller};
 use crate::metrics::Metrics;
@@ -18,13 +20,18 @@ use crate::resilience::{ResilienceMetrics, ResilienceSettings, Resilient};
 /// Connection settings of one backend.
 #[derive(Debug, Clone)]
 pub struct BackendSettings {
-    /// Base URL, for example `http://127.0.0.1:50051`.
+    /// Base URL, for example `http://127.0.0.1:50051`, or an https URL
+    /// with `tls`.
     pub url: String,
     /// Upper bound on one call, sent to the service as the gRPC deadline.
     pub timeout: Duration,
-    /// Upper bound on establishing the HTTP/2 connection.
+    /// Upper bound on establishing the HTTP/2 connection, TLS handshake
+    /// included.
     pub connect_timeout: Duration,
     pub resilience: ResilienceSettings,
+    /// TLS of the calls: the CA that signs the backend's certificate, and
+    /// the certificate that the gateway presents to it.
+    pub tls: Option<ClientTlsSettings>,
 }
 
 /// Client of the user service: retries and breaker, tracing, channel.
@@ -45,14 +52,22 @@ pub struct Backends {
 
 impl Backends {
     /// Creates the clients. Connections are opened on first use, so the
-    /// gateway starts even while a backend is down.
+    /// gateway starts even while a backend is down. A backend without TLS
+    /// must be on loopback unless `allow_plaintext`.
     pub fn connect_lazy(
         users: &BackendSettings,
         orders: &BackendSettings,
+        allow_plaintext: bool,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
-        let user_channel = channel(users)?;
-        let order_channel = channel(orders)?;
+        let user_channel = channel(users, allow_plaintext).context(
+            "invalid user service settings (USER_SERVICE_URL, USER_SERVICE_TLS_SERVER_NAME, \
+             BACKEND_TLS_CA, BACKEND_TLS_CERT, BACKEND_TLS_KEY)",
+        )?;
+        let order_channel = channel(orders, allow_plaintext).context(
+            "invalid order service settings (ORDER_SERVICE_URL, ORDER_SERVICE_TLS_SERVER_NAME, \
+             BACKEND_TLS_CA, BACKEND_TLS_CERT, BACKEND_TLS_KEY)",
+        )?;
         let resilience = ResilienceMetrics::new(metrics.registry())?;
         let stack = |channel: &Channel, name, settings: &BackendSettings| {
             Resilient::new(
@@ -93,15 +108,21 @@ impl Backends {
     }
 }
 
-fn channel(settings: &BackendSettings) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(settings.url.clone())
-        .map_err(|error| anyhow::anyhow!("invalid backend URL {}: {error}", settings.url))?
-        .timeout(settings.timeout)
-        .connect_timeout(settings.connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    Ok(endpoint.connect_lazy())
+fn channel(settings: &BackendSettings, allow_plaintext: bool) -> anyhow::Result<Channel> {
+    let channel = lintas_common::tls::lazy_channel(
+        &settings.url,
+        settings.tls.as_ref(),
+        allow_plaintext,
+        |endpoint| {
+            endpoint
+                .timeout(settings.timeout)
+                .connect_timeout(settings.connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+        },
+    )?;
+    Ok(channel)
 }
 
 #[cfg(test)]
@@ -115,8 +136,9 @@ mod tests {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             resilience: ResilienceSettings::default(),
+            tls: None,
         };
-        Backends::connect_lazy(&settings, &settings, Metrics::new()).unwrap()
+        Backends::connect_lazy(&settings, &settings, false, Metrics::new()).unwrap()
     }
 
     fn metadata_of(caller: Caller) -> http::HeaderMap {

@@ -18,6 +18,7 @@ mod edge;
 mod error;
 mod graphql;
 mod health;
+mod https;
 mod inputs;
 mod int64;
 mod metrics;
@@ -34,6 +35,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
+use lintas_common::tls::ServerTlsSettings;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -73,8 +76,16 @@ pub struct Settings {
     /// Web pages that may call the API from their scripts; none by default.
     pub cors: CorsSettings,
     /// Whether clients reach the gateway over HTTPS, through a proxy that
-    /// terminates TLS. Then responses carry `Strict-Transport-Security`.
+    /// terminates TLS. Then responses carry `Strict-Transport-Security`,
+    /// which they also carry whenever `tls` is set.
     pub behind_tls: bool,
+    /// HTTPS on the gateway's own listener: its certificate and key. Unset,
+    /// the listener serves plain HTTP, as it does behind an ingress that
+    /// terminates TLS.
+    pub tls: Option<ServerTlsSettings>,
+    /// Call a backend that is not on loopback without TLS, which
+    /// `lintas_common::tls::plaintext` rejects otherwise.
+    pub allow_plaintext: bool,
     /// Requests in progress at once, past which the gateway responds 503
     /// at once. Probes and `/metrics` are not counted.
     pub max_in_flight_requests: usize,
@@ -96,6 +107,7 @@ impl Settings {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             resilience: ResilienceSettings::default(),
+            tls: None,
         };
         Self {
             user_service: backend(user_service_url),
@@ -106,6 +118,8 @@ impl Settings {
             cache: CacheSettings::default(),
             cors: CorsSettings::default(),
             behind_tls: false,
+            tls: None,
+            allow_plaintext: false,
             // 10,000 requests per second that take 10 ms each keep 100 in
             // progress (Little's law), so shedding starts only when
             // responses slow down and requests pile up. NOTE: an estimate,
@@ -142,7 +156,8 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
         .layer(axum::middleware::from_fn(request_id::assign))
         .layer(CatchPanicLayer::custom(panic_response));
     // Outermost, so that a panic's 500 gets the headers too.
-    Ok(edge::security_headers::apply(router, settings.behind_tls))
+    let served_over_https = settings.behind_tls || settings.tls.is_some();
+    Ok(edge::security_headers::apply(router, served_over_https))
 }
 
 /// Builds every route with its state.
@@ -154,6 +169,7 @@ fn routes(
     let backends = Backends::connect_lazy(
         &settings.user_service,
         &settings.order_service,
+        settings.allow_plaintext,
         metrics.clone(),
     )?;
     let cache = UserCache::new(&settings.cache, metrics.clone())?;
@@ -236,24 +252,42 @@ fn with_edge_protections(
     Ok(router)
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish.
+/// Serves the gateway on `listener`, over HTTPS when `settings.tls` is
+/// set, until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = app(&settings)?;
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let address = listener.local_addr()?;
-    tracing::info!(%address, user_service = %settings.user_service.url,
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%address, scheme, user_service = %settings.user_service.url,
         order_service = %settings.order_service.url, "gateway listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("gateway server failed")?;
+
+    let served = match &settings.tls {
+        Some(tls) => {
+            let listener = https::HttpsListener::new(listener, tls)
+                .context("invalid HTTPS settings (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY)")?;
+            // axum provides the client's address (ConnectInfo) for a tapped
+            // listener of any kind, and for a bare TcpListener only.
+            let listener = listener.tap_io(|_stream| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.context("gateway server failed")?;
     tracing::info!("gateway stopped");
     Ok(())
 }

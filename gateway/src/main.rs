@@ -1,11 +1,13 @@
 //! The `gateway` binary: reads its configuration and calls [`gateway::serve`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::{BoolishValueParser, RangedU64ValueParser};
+use lintas_common::tls::{ClientTlsSettings, IdentityFiles, ServerTlsSettings};
 use lintas_telemetry::{LogFormat, TelemetryConfig};
 
 /// HTTP gateway: REST and GraphQL over the user and order gRPC services.
@@ -16,7 +18,8 @@ struct Args {
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
 
-    /// URL of the user service.
+    /// URL of the user service: https://HOST:PORT with BACKEND_TLS_CA,
+    /// http://HOST:PORT without.
     #[arg(
         long,
         env = "USER_SERVICE_URL",
@@ -24,13 +27,61 @@ struct Args {
     )]
     user_service_url: String,
 
-    /// URL of the order service.
+    /// URL of the order service: https://HOST:PORT with BACKEND_TLS_CA,
+    /// http://HOST:PORT without.
     #[arg(
         long,
         env = "ORDER_SERVICE_URL",
         default_value = "http://127.0.0.1:50052"
     )]
     order_service_url: String,
+
+    /// PEM CA certificates that sign the backends' certificates; turns TLS
+    /// on for calls to both. The system's CA store is not used.
+    #[arg(long, env = "BACKEND_TLS_CA")]
+    backend_tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate chain presented to both backends.
+    #[arg(long, env = "BACKEND_TLS_CERT", requires_all = ["backend_tls_key", "backend_tls_ca"])]
+    backend_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of BACKEND_TLS_CERT.
+    #[arg(long, env = "BACKEND_TLS_KEY", requires = "backend_tls_cert")]
+    backend_tls_key: Option<PathBuf>,
+
+    /// Name that the user service's certificate must carry. Default: the
+    /// host of USER_SERVICE_URL.
+    #[arg(
+        long,
+        env = "USER_SERVICE_TLS_SERVER_NAME",
+        requires = "backend_tls_ca"
+    )]
+    user_service_tls_server_name: Option<String>,
+
+    /// Name that the order service's certificate must carry. Default: the
+    /// host of ORDER_SERVICE_URL.
+    #[arg(
+        long,
+        env = "ORDER_SERVICE_TLS_SERVER_NAME",
+        requires = "backend_tls_ca"
+    )]
+    order_service_tls_server_name: Option<String>,
+
+    /// Call a backend outside loopback without TLS: on or off. Off, the
+    /// gateway stops at startup with such a backend URL and no
+    /// BACKEND_TLS_CA.
+    #[arg(long, env = "ALLOW_PLAINTEXT", default_value = "off", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
+    allow_plaintext: bool,
+
+    /// PEM certificate chain for HTTPS on the gateway's own listener,
+    /// certificate first; turns HTTPS on, with HTTP/2 and HTTP/1.1, and
+    /// Strict-Transport-Security. Re-read every minute.
+    #[arg(long, env = "GATEWAY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of GATEWAY_TLS_CERT.
+    #[arg(long, env = "GATEWAY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 
     /// Upper bound on each backend call, in milliseconds.
     #[arg(long, env = "BACKEND_TIMEOUT_MS", default_value_t = 5000)]
@@ -127,7 +178,8 @@ struct Args {
     cors_allow_credentials: bool,
 
     /// Whether clients reach the gateway over HTTPS, through a proxy that
-    /// terminates TLS: on or off. On sends Strict-Transport-Security.
+    /// terminates TLS: on or off. On sends Strict-Transport-Security, as
+    /// GATEWAY_TLS_CERT does.
     #[arg(long, env = "BEHIND_TLS", default_value = "off", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
     behind_tls: bool,
 
@@ -173,6 +225,12 @@ async fn main() -> anyhow::Result<()> {
 
     let mut settings =
         gateway::Settings::with_backends(&args.user_service_url, &args.order_service_url);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        settings.tls = Some(ServerTlsSettings::new(cert, key));
+    }
+    settings.user_service.tls = backend_tls(&args, args.user_service_tls_server_name.clone());
+    settings.order_service.tls = backend_tls(&args, args.order_service_tls_server_name.clone());
+    settings.allow_plaintext = args.allow_plaintext;
     settings.user_service.timeout = Duration::from_millis(args.backend_timeout_ms);
     settings.order_service.timeout = Duration::from_millis(args.backend_timeout_ms);
     settings.request_timeout = Duration::from_millis(args.request_timeout_ms);
@@ -222,4 +280,21 @@ async fn main() -> anyhow::Result<()> {
     let result = gateway::serve(listener, settings, lintas_common::shutdown::signal()).await;
     telemetry.shutdown().await;
     result
+}
+
+/// TLS settings of the calls to one backend, when BACKEND_TLS_CA is set.
+fn backend_tls(args: &Args, server_name: Option<String>) -> Option<ClientTlsSettings> {
+    let ca = args.backend_tls_ca.as_ref()?;
+    let identity = match (&args.backend_tls_cert, &args.backend_tls_key) {
+        (Some(cert), Some(key)) => Some(IdentityFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    Some(ClientTlsSettings {
+        identity,
+        server_name,
+        ..ClientTlsSettings::new(ca)
+    })
 }
