@@ -41,6 +41,9 @@ MUTATIONS = [
     Mutation("schemas", "misspelt probe field", "k8s/base/gateway.yaml", "          readinessProbe:", "          readinesProbe:"),
     Mutation("schemas", "port number as a string", "k8s/base/user-svc.yaml", "containerPort: 9464", 'containerPort: "9464"'),
     Mutation("schemas", "unknown apiVersion", "k8s/base/gateway.yaml", "apiVersion: autoscaling/v2", "apiVersion: autoscaling/v3"),
+    Mutation("schemas", "misspelt Certificate field", "k8s/overlays/prod/certificates.yaml", "  renewBefore: 720h\n", "  renewBefor: 720h\n"),
+    Mutation("schemas", "Certificate names a missing Issuer", "k8s/overlays/prod/certificates.yaml", "    name: lintas-internal-ca\n---\n# The order", "    name: lintas-ca\n---\n# The order"),
+    Mutation("security", "TLS Secret of no Certificate", "k8s/overlays/prod/tls.yaml", "secretName: user-svc-tls", "secretName: user-svc-certs"),
     Mutation("security", "writable root filesystem", "k8s/base/order-svc.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"),
     Mutation(
         "security",
