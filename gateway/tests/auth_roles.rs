@@ -411,5 +411,34 @@ async fn graphql_rules_match_rest() {
         .platform
         .get(&format!("/api/v1/users/{}", world.other))
         .await;
-    assert_eq!(other["name"], "Budi", "a refused mutation wrote nothing");
+    assert_eq!(other["name"], "Budi", "a rejected mutation wrote nothing");
+}
+
+#[tokio::test]
+async fn me_is_the_callers_own_record() {
+    let world = World::new().await;
+    let query = json!({ "query": "{ me { id name } }" });
+    let mut answers = Vec::new();
+    for role in [Role::Owner, Role::Admin] {
+        let response: Value = world
+            .client(role)
+            .post(world.platform.url("/graphql"))
+            .json(&query)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answers.push(response);
+    }
+    assert_eq!(
+        answers[0]["data"]["me"]["id"],
+        world.me.as_str(),
+        "{}",
+        answers[0]
+    );
+    // The admin's subject is no user id.
+    assert_eq!(answers[1]["data"]["me"], Value::Null, "{}", answers[1]);
+    assert!(answers[1]["errors"].is_null(), "{}", answers[1]);
 }

@@ -176,6 +176,17 @@ async fn missing_and_malformed_credentials_get_a_challenge() {
             .contains("invalid_request")
     );
 
+    // The playground's placeholder gets a hint.
+    let (status, body, _) = read_users(&platform, Some("Bearer PASTE-YOUR-TOKEN-HERE")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("replace PASTE-YOUR-TOKEN-HERE"),
+        "{body}"
+    );
+
     for garbage in ["abc", "a.b.c", "....", &"x".repeat(9000)] {
         let (status, body, _) = read_users(&platform, Some(&format!("Bearer {garbage}"))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");

@@ -153,6 +153,12 @@ async fn check(verifier: &Verifier, authorization: HeaderValue) -> Result<Identi
                 "Authorization header must be Bearer followed by a token".to_owned(),
             )
         })?;
+    if token == crate::graphql::playground::TOKEN_PLACEHOLDER {
+        return Err(Rejection::Unauthorized(
+            Problem::InvalidToken,
+            "replace PASTE-YOUR-TOKEN-HERE in the Headers tab with a token".to_owned(),
+        ));
+    }
     match verifier.verify(token).await {
         Ok(identity) => Ok(identity),
         Err(TokenError::Invalid(detail)) => {

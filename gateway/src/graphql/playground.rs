@@ -134,19 +134,23 @@ fn content_security_policy(nonce: &str) -> String {
 /// GraphiQL keeps it out of browser storage.
 const DEFAULT_HEADERS: &str = "{\n  \"Authorization\": \"Bearer PASTE-YOUR-TOKEN-HERE\"\n}\n";
 
+/// The token placeholder of [`DEFAULT_HEADERS`], which the gateway answers
+/// with a hint instead of a parse error.
+pub const TOKEN_PLACEHOLDER: &str = "PASTE-YOUR-TOKEN-HERE";
+
 /// The query editor's first content: how to authenticate, then an example.
 const DEFAULT_QUERY: &str = "\
 # Every operation needs a bearer token. Paste one into the Headers tab
-# below, replacing PASTE-YOUR-TOKEN-HERE. The quickstart prints an admin
-# token and a regular user's token when it starts; in a deployment, get
-# one from your identity provider. Without a valid token the schema does
-# not load and every operation answers UNAUTHENTICATED.
+# below, replacing PASTE-YOUR-TOKEN-HERE, then re-fetch the schema. The
+# quickstart prints an admin token and a regular user's token when it
+# starts; in a deployment, get one from your identity provider.
 #
 # A regular user may read only their own user record and orders; the
-# admin role may do everything.
+# admin role may do everything. `me` is null for a token whose subject is
+# no user id, such as the quickstart's admin.
 
-query Me($id: ID!) {
-  user(id: $id) {
+query Me {
+  me {
     id
     name
     orders { id status total }

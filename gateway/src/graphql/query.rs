@@ -4,6 +4,7 @@
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 
 use super::{api, call};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::inputs::{OrderListParams, OrderOrderField, UserListParams, UserOrderField};
 use crate::int64::Int64;
@@ -73,6 +74,24 @@ pub struct Query;
 
 #[Object]
 impl Query {
+    /// The caller's own user record: the user whose id is the token's
+    /// subject. Null for a caller that is no user, such as an admin
+    /// service account, and while authentication is off.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let call = call(ctx);
+        let Caller::Authenticated(identity) = &call.caller else {
+            return Ok(None);
+        };
+        if uuid::Uuid::parse_str(&identity.subject).is_err() {
+            return Ok(None);
+        }
+        match api(ctx).get_user(call, &identity.subject).await {
+            Ok(user) => Ok(Some(user)),
+            Err(error) if error.code == "NOT_FOUND" => Ok(None),
+            Err(error) => Err(error.into_graphql()),
+        }
+    }
+
     /// A user by id.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
         api(ctx)
