@@ -261,14 +261,12 @@ fn sqlite_path(url: &str) -> Option<&str> {
 /// Makes sure the SQLite file's folder exists and that the driver may
 /// create the file.
 fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
-    if let Some(path) = sqlite_path(url) {
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("failed to create folder {}", parent.display()))?;
-        }
+    let parent = sqlite_path(url)
+        .and_then(|path| Path::new(path).parent())
+        .filter(|parent| !parent.as_os_str().is_empty());
+    if let Some(parent) = parent {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("failed to create folder {}", parent.display()))?;
     }
     if url.contains("mode=") {
         return Ok(url.to_owned());
