@@ -194,6 +194,14 @@ async fn stale_expected_version_changes_nothing() {
 async fn migration_check_detects_missing_schema() {
     let database = TestDatabase::new().await;
     let settings = user_svc::Settings::new(database.url());
+    if let Some(path) = database.url().strip_prefix("sqlite://") {
+        // A check creates no SQLite file, and says so.
+        let error = user_svc::open_database(&settings, MigrationMode::Check)
+            .await
+            .expect_err("a missing file has no schema");
+        assert!(format!("{error:#}").contains("does not exist"), "{error:#}");
+        std::fs::File::create(path.split('?').next().unwrap()).unwrap();
+    }
 
     let error = user_svc::open_database(&settings, MigrationMode::Check)
         .await
