@@ -16,6 +16,9 @@ mod backend;
 mod cache;
 mod edge;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod graphql;
 mod health;
 mod https;

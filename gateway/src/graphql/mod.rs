@@ -6,7 +6,7 @@ mod limits;
 mod loaders;
 mod mutation;
 mod nulls;
-mod operation_span;
+pub(crate) mod operation_span;
 pub mod playground;
 mod prefetch;
 mod query;
@@ -14,7 +14,7 @@ mod query;
 use async_graphql::ParseRequestError;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::http::parse_query_string;
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, Schema, SchemaBuilder};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri, header};
@@ -76,8 +76,13 @@ pub struct GraphqlState {
 
 /// Builds the schema with its limits.
 pub fn schema(api: Api, limits: QueryLimits) -> GatewaySchema {
+    schema_builder(limits).data(api).finish()
+}
+
+/// Starts the schema with its limits and without the data its resolvers
+/// read.
+pub fn schema_builder(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation, EmptySubscription)
-        .data(api)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
@@ -85,7 +90,20 @@ pub fn schema(api: Api, limits: QueryLimits) -> GatewaySchema {
             max: limits.max_aliases,
         })
         .extension(nulls::NullPropagation)
-        .finish()
+}
+
+/// Rejects a document that must not reach the parser. The parser recurses
+/// once per nested list or object value, and a few thousand levels overflow
+/// the stack and abort the process, so deep nesting is rejected before
+/// anything parses the document.
+pub fn check_document(query: &str) -> Result<(), ApiError> {
+    if limits::nesting_depth(query) > limits::MAX_NESTING {
+        return Err(ApiError::invalid_argument(format!(
+            "query: brackets nest deeper than {} levels",
+            limits::MAX_NESTING
+        )));
+    }
+    Ok(())
 }
 
 /// Serves GraphiQL to a browser's plain GET, and executes everything else.
@@ -122,15 +140,8 @@ pub async fn handle(
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    // The parser recurses once per nested list or object value, and a few
-    // thousand levels overflow the stack and abort the process, so deep
-    // nesting is rejected before anything parses the document.
-    if limits::nesting_depth(&request.query) > limits::MAX_NESTING {
-        return ApiError::invalid_argument(format!(
-            "query: brackets nest deeper than {} levels",
-            limits::MAX_NESTING
-        ))
-        .into_response();
+    if let Err(error) = check_document(&request.query) {
+        return error.into_response();
     }
     if is_get && operation_span::is_mutation(&request) {
         return ApiError::new(
@@ -287,7 +298,7 @@ impl From<ParseRequestError> for ApiError {
 
 /// Gives errors raised before execution (parse, validation and limit errors)
 /// the code `GRAPHQL_VALIDATION_FAILED`, so that every error has a code.
-fn label_validation_errors(response: &mut async_graphql::Response) {
+pub(crate) fn label_validation_errors(response: &mut async_graphql::Response) {
     for error in &mut response.errors {
         let has_code = error
             .extensions

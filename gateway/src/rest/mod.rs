@@ -1,7 +1,7 @@
 //! The REST facade under `/api/v1`, its OpenAPI 3.1 document at
 //! `/api/openapi.json` and the interactive API page at `/api/docs`.
 
-mod extract;
+pub(crate) mod extract;
 mod headers;
 mod openapi;
 pub mod orders;
