@@ -1,6 +1,7 @@
-//! Query limits that async-graphql does not enforce itself: the number of
-//! aliases per document. Depth, complexity and directive limits are set on
-//! the schema builder.
+//! Query limits that async-graphql does not enforce itself: the bracket
+//! nesting of the document text, the number of aliases per document, and
+//! the size of its operations once fragment spreads are expanded. Depth,
+//! complexity and directive limits are set on the schema builder.
 
 use std::sync::Arc;
 
@@ -11,41 +12,203 @@ use async_graphql::{ServerError, ServerResult, Variables};
 /// Deepest bracket nesting (`{`, `[`, `(`) accepted in a GraphQL document.
 pub const MAX_NESTING: usize = 64;
 
+/// Deepest nesting of fields, inline fragments and fragment spreads that
+/// async-graphql accepts before validation. It is async-graphql's default.
+pub const MAX_RECURSIVE_DEPTH: usize = 32;
+
+/// Most selections the operations of a document may have once every
+/// fragment spread is replaced by the fragment's selections. async-graphql
+/// expands spreads again on every check, so a few short fragments that
+/// each spread the next one twice would cost it 2^n steps. The bundled
+/// GraphiQL's introspection query, with every optional field, expands to
+/// 237 selections.
+pub const MAX_EXPANDED_SELECTIONS: usize = 10_000;
+
 /// Returns the deepest nesting of brackets in a GraphQL document, ignoring
-/// brackets inside string literals and comments. It runs before parsing,
-/// so it does not recurse.
+/// brackets inside string literals, block strings and comments. It runs
+/// before parsing, so it does not recurse. Where the text is not valid
+/// GraphQL it may count brackets the parser never reaches, but it never
+/// skips one that the parser would nest.
 pub fn nesting_depth(query: &str) -> usize {
+    // Every delimiter is ASCII, and no byte of a multi-byte UTF-8
+    // character is, so the bytes can be scanned one at a time.
+    let bytes = query.as_bytes();
     let mut depth = 0usize;
     let mut deepest = 0usize;
-    let mut in_string = false;
-    let mut in_comment = false;
-    let mut escaped = false;
-    for character in query.chars() {
-        if in_comment {
-            in_comment = character != '\n';
-            continue;
-        }
-        if in_string {
-            match (escaped, character) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
+    let mut index = 0;
+    // Once a block string runs to the end of the text, every later one
+    // does too, so the search for its end is not repeated.
+    let mut block_strings_can_end = true;
+    while index < bytes.len() {
+        index = match bytes[index] {
+            b'#' => end_of_comment(bytes, index + 1),
+            // An unterminated block string parses as the empty string `""`
+            // followed by a string literal that starts at the third quote.
+            b'"' if bytes[index..].starts_with(b"\"\"\"") => {
+                let end = if block_strings_can_end {
+                    end_of_block_string(bytes, index + 3)
+                } else {
+                    None
+                };
+                end.unwrap_or_else(|| {
+                    block_strings_can_end = false;
+                    index + 2
+                })
             }
-            continue;
-        }
-        match character {
-            '#' => in_comment = true,
-            '"' => in_string = true,
-            '{' | '[' | '(' => {
+            b'"' => end_of_string(bytes, index + 1),
+            b'{' | b'[' | b'(' => {
                 depth += 1;
                 deepest = deepest.max(depth);
+                index + 1
             }
-            '}' | ']' | ')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+            b'}' | b']' | b')' => {
+                depth = depth.saturating_sub(1);
+                index + 1
+            }
+            _ => index + 1,
+        };
     }
     deepest
+}
+
+/// Returns the index of the line terminator (`\n` or `\r`, as GraphQL
+/// defines it) that ends a comment whose text starts at `start`.
+fn end_of_comment(bytes: &[u8], start: usize) -> usize {
+    bytes[start..]
+        .iter()
+        .position(|&byte| byte == b'\n' || byte == b'\r')
+        .map_or(bytes.len(), |offset| start + offset)
+}
+
+/// Returns the index after the quote that ends a string literal whose text
+/// starts at `start`. A line terminator ends it too, and the brackets after
+/// it are counted, because the parser rejects a string that contains one.
+fn end_of_string(bytes: &[u8], start: usize) -> usize {
+    let mut index = start;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'\\' => index += 2,
+            b'"' => return index + 1,
+            b'\n' | b'\r' => return index,
+            _ => index += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// Returns the index after the `"""` that ends a block string whose text
+/// starts at `start`, or `None` when no `"""` ends it. Inside a block
+/// string only `\"""` is an escape.
+fn end_of_block_string(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut index = start;
+    while index < bytes.len() {
+        if bytes[index..].starts_with(b"\\\"\"\"") {
+            index += 4;
+        } else if bytes[index..].starts_with(b"\"\"\"") {
+            return Some(index + 3);
+        } else {
+            index += 1;
+        }
+    }
+    None
+}
+
+/// Rejects documents whose operations expand to more than `max`
+/// selections, before async-graphql walks the expanded operations.
+pub struct ExpansionLimit {
+    pub max: usize,
+}
+
+impl ExtensionFactory for ExpansionLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ExpansionLimitExtension { max: self.max })
+    }
+}
+
+struct ExpansionLimitExtension {
+    max: usize,
+}
+
+#[async_trait::async_trait]
+impl Extension for ExpansionLimitExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        // `next` parses the document again and then checks it, expanding
+        // every spread, so the expansion is counted on a parse of its own.
+        // A document that does not parse is left to `next` to report.
+        if let Ok(document) = async_graphql::parser::parse_query(query)
+            && expanded_selections(&document, self.max) > self.max
+        {
+            return Err(too_complex(format!(
+                "query has more than {} selections once its fragments are expanded",
+                self.max
+            )));
+        }
+        next.run(ctx, query, variables).await
+    }
+}
+
+/// Counts the selections of every operation in `document`, with each
+/// fragment spread replaced by the fragment's selections, and stops once
+/// the count passes `limit`. It follows spreads to one level past
+/// [`MAX_RECURSIVE_DEPTH`], which covers every selection that
+/// async-graphql walks before it rejects a deeper document.
+pub fn expanded_selections(document: &ExecutableDocument, limit: usize) -> usize {
+    let mut expansion = Expansion {
+        document,
+        count: 0,
+        limit,
+    };
+    for (_, operation) in document.operations.iter() {
+        if !expansion.walk(&operation.node.selection_set.node, 0) {
+            break;
+        }
+    }
+    expansion.count
+}
+
+struct Expansion<'a> {
+    document: &'a ExecutableDocument,
+    count: usize,
+    limit: usize,
+}
+
+impl Expansion<'_> {
+    /// Counts the selections under `selection_set`, which sits `depth`
+    /// levels deep. Returns false once the count has passed the limit, so
+    /// the walk costs at most `limit` steps, however often fragments are
+    /// spread.
+    fn walk(&mut self, selection_set: &SelectionSet, depth: usize) -> bool {
+        if depth > MAX_RECURSIVE_DEPTH + 1 {
+            return true;
+        }
+        for selection in &selection_set.items {
+            self.count += 1;
+            if self.count > self.limit {
+                return false;
+            }
+            let children = match &selection.node {
+                Selection::Field(field) => Some(&field.node.selection_set.node),
+                Selection::InlineFragment(fragment) => Some(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => self
+                    .document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map(|fragment| &fragment.node.selection_set.node),
+            };
+            if let Some(children) = children
+                && !self.walk(children, depth + 1)
+            {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// Rejects documents with more than `max` field aliases.
@@ -75,17 +238,23 @@ impl Extension for AliasLimitExtension {
         let document = next.run(ctx, query, variables).await?;
         let count = count_aliases(&document);
         if count > self.max {
-            let mut error = ServerError::new(
-                format!("query has {count} aliases, the maximum is {}", self.max),
-                None,
-            );
-            let mut extensions = async_graphql::ErrorExtensionValues::default();
-            extensions.set("code", "QUERY_TOO_COMPLEX");
-            error.extensions = Some(extensions);
-            return Err(error);
+            return Err(too_complex(format!(
+                "query has {count} aliases, the maximum is {}",
+                self.max
+            )));
         }
         Ok(document)
     }
+}
+
+/// Builds the error of a document over a limit, with the code
+/// `QUERY_TOO_COMPLEX`.
+fn too_complex(message: String) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", "QUERY_TOO_COMPLEX");
+    error.extensions = Some(extensions);
+    error
 }
 
 /// Counts aliased fields in every operation and fragment of a document.
@@ -143,6 +312,125 @@ mod tests {
             3002
         );
     }
+
+    #[test]
+    fn comment_ends_at_carriage_return() {
+        // GraphQL ends a comment at `\r` as well as at `\n`, so the
+        // brackets after it are parsed.
+        let query = format!(
+            "{{ users(first: #\r{}1{}) {{ nodes {{ id }} }} }}",
+            "[".repeat(3000),
+            "]".repeat(3000)
+        );
+        assert_eq!(nesting_depth(&query), 3002);
+        assert_eq!(nesting_depth("{ a # [[[\r[[1]] }"), 3);
+    }
+
+    #[test]
+    fn block_string_ends_at_triple_quote() {
+        // A lone quote inside a block string does not end it.
+        assert_eq!(nesting_depth(r#"{ a(x: """ " """, y: [[1]]) }"#), 4);
+        assert_eq!(nesting_depth(r#"{ a(x: """ [[[ \""" [[[ """) }"#), 2);
+    }
+
+    #[test]
+    fn unterminated_block_string_is_empty_string() {
+        // Without a closing `"""`, the parser reads `""` and then a string
+        // literal from the third quote, so the list after it is parsed.
+        let query = format!(
+            r#"{{ a(x: [""" x" {}1{}]) }}"#,
+            "[".repeat(3000),
+            "]".repeat(3000)
+        );
+        assert_eq!(nesting_depth(&query), 3003);
+    }
+
+    #[test]
+    fn nesting_scan_is_linear() {
+        // Every `"""` here is unterminated, because each later one is
+        // escaped, and a search for its end from each would be quadratic.
+        let query = "\\\"\"\"\n".repeat(20_000);
+        let started = std::time::Instant::now();
+        assert_eq!(nesting_depth(&query), 0);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    /// A document whose fragments each spread the next one twice, so its
+    /// operation expands to 2^`levels` fields.
+    fn fragment_bomb(levels: usize) -> String {
+        let mut document = String::from("{ ...F0 }");
+        for level in 0..levels {
+            let next = level + 1;
+            document.push_str(&format!(
+                " fragment F{level} on Query {{ ...F{next} ...F{next} }}"
+            ));
+        }
+        document.push_str(&format!(" fragment F{levels} on Query {{ __typename }}"));
+        document
+    }
+
+    #[test]
+    fn expansion_count_stops_at_limit() {
+        let document = async_graphql::parser::parse_query(fragment_bomb(60)).unwrap();
+        assert_eq!(expanded_selections(&document, 1000), 1001);
+    }
+
+    #[test]
+    fn schema_rejects_fragment_bomb() {
+        let schema = super::super::schema_builder(super::super::QueryLimits::default()).finish();
+        let response = futures::executor::block_on(schema.execute(fragment_bomb(16)));
+        assert_eq!(response.errors.len(), 1, "{:?}", response.errors);
+        let code = response.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .map(ToString::to_string);
+        assert_eq!(code.as_deref(), Some("\"QUERY_TOO_COMPLEX\""));
+    }
+
+    #[test]
+    fn introspection_query_fits_expansion_limit() {
+        let document = async_graphql::parser::parse_query(INTROSPECTION_QUERY).unwrap();
+        let count = expanded_selections(&document, MAX_EXPANDED_SELECTIONS);
+        assert!(count < MAX_EXPANDED_SELECTIONS / 10, "{count} selections");
+    }
+
+    /// The introspection query of the bundled GraphiQL
+    /// (`assets/graphiql/graphiql.min.js`), with every optional field it
+    /// can ask for.
+    const INTROSPECTION_QUERY: &str = "
+        query IntrospectionQuery {
+          __schema {
+            description
+            queryType { name }
+            mutationType { name }
+            subscriptionType { name }
+            types { ...FullType }
+            directives {
+              name description isRepeatable locations
+              args(includeDeprecated: true) { ...InputValue }
+            }
+          }
+        }
+        fragment FullType on __Type {
+          kind name description specifiedByURL isOneOf
+          fields(includeDeprecated: true) {
+            name description args(includeDeprecated: true) { ...InputValue }
+            type { ...TypeRef } isDeprecated deprecationReason
+          }
+          inputFields(includeDeprecated: true) { ...InputValue }
+          interfaces { ...TypeRef }
+          enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+          possibleTypes { ...TypeRef }
+        }
+        fragment InputValue on __InputValue {
+          name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+        }
+        fragment TypeRef on __Type {
+          kind name ofType { kind name ofType { kind name ofType { kind name ofType {
+            kind name ofType { kind name ofType { kind name ofType { kind name ofType {
+              kind name ofType { kind name } } } } } } } } }
+        }";
 
     #[test]
     fn no_aliases_counts_zero() {

@@ -26,7 +26,7 @@ use crate::api::Api;
 use crate::auth::Call;
 use crate::error::ApiError;
 
-pub use limits::AliasLimit;
+pub use limits::{AliasLimit, ExpansionLimit};
 use loaders::{OrdersLoader, UserLoader};
 use mutation::Mutation;
 use query::Query;
@@ -86,6 +86,12 @@ pub fn schema_builder(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, Emp
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
+        .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
+        // Registered first, so that it runs before async-graphql's own
+        // checks expand the document.
+        .extension(ExpansionLimit {
+            max: limits::MAX_EXPANDED_SELECTIONS,
+        })
         .extension(AliasLimit {
             max: limits.max_aliases,
         })
