@@ -20,7 +20,7 @@ IMAGE_TAG ?= local
 ARGOCD_VERSION ?= v3.1.0
 BINARIES := gateway user-svc order-svc
 
-.PHONY: help proto-gen run test test-e2e bench images cluster namespaces secrets deploy-all \
+.PHONY: help proto-gen run test test-e2e fuzz bench images cluster namespaces secrets deploy-all \
 	setup-tracing setup-logging setup-observability monitoring-deploy gitops-deploy validate
 
 help: ## List the targets with a one-line description
@@ -38,6 +38,9 @@ test: ## Run the test suite: Rust tests, deployment checks, then the end-to-end 
 
 test-e2e: ## Run the end-to-end suite: the platform on loopback, checked from outside (e2e/run.sh)
 	e2e/run.sh
+
+fuzz: ## Run each fuzz target of gateway/fuzz for FUZZ_SECONDS, default 20 (scripts/fuzz.sh)
+	scripts/fuzz.sh
 
 bench: ## Run the platform benchmark and write BENCHMARKS.md (bench/run.sh)
 	BENCH_COMMAND="make bench" bench/run.sh

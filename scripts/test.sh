@@ -6,7 +6,8 @@
 # what is missing: PostgreSQL, the Redis that the gateway's cache tests use
 # at 127.0.0.1:6379, and wrk. e2e/run.sh installs what the end-to-end suite
 # needs. Right after the cargo tests, scripts/schemathesis.sh checks the REST
-# API against its OpenAPI document.
+# API against its OpenAPI document, and scripts/fuzz.sh runs each fuzz target
+# of gateway/fuzz for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,6 +90,9 @@ drop_test_databases
 
 echo "==> OpenAPI document (schemathesis)"
 scripts/schemathesis.sh
+
+echo "==> fuzz targets (cargo fuzz)"
+scripts/fuzz.sh
 
 if [[ -x scripts/validate-deploy.sh ]]; then
   echo "==> deployment files"
