@@ -14,8 +14,9 @@
 //!
 //! Any other first byte chooses the mode by its value modulo 3.
 //!
-//! Properties: decoding never panics; only tokens the codec signed, for the
-//! query it is given, are accepted.
+//! Properties: decoding never panics. A token is accepted only when the
+//! codec's key signed it, and an edited token or one used with another
+//! query is rejected.
 
 #![no_main]
 
@@ -90,20 +91,23 @@ fn round_trip(data: &[u8]) {
     let codec = codec();
     let token = codec.encode(&input.query, &input.cursor);
     let decoded = codec.decode::<Cursor>(&input.query, &token);
-    if token.len() <= MAX_TOKEN_LEN {
+    let fits = token.len() <= MAX_TOKEN_LEN;
+    if fits {
         assert_eq!(
             decoded,
             Ok(input.cursor.clone()),
             "the cursor did not survive a round trip"
         );
     } else {
+        // Reachable only with cursors far longer than the services' sort
+        // keys, or full of characters that JSON escapes.
         assert_eq!(
             decoded,
             Err(PageTokenError::Malformed),
             "a token over the length limit was not rejected"
         );
     }
-    if input.other_query != input.query {
+    if fits && input.other_query != input.query {
         assert_eq!(
             codec.decode::<Cursor>(&input.other_query, &token),
             Err(PageTokenError::QueryMismatch),
