@@ -11,6 +11,10 @@
 //! Both backends point at a closed loopback port, so every backend call
 //! fails at once with `UNAVAILABLE`.
 //!
+//! NOTE: authentication is off, as `gateway::Settings::with_backends` sets
+//! it, so no request takes the 401 and 403 paths. The `jwt` target covers
+//! the token verifier alone.
+//!
 //! Properties: the application never panics and always responds within
 //! `MAX_RESPONSE_TIME`. The only 5xx statuses are 503 and 504, which an
 //! unreachable backend causes.
