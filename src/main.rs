@@ -131,8 +131,8 @@ async fn main() -> anyhow::Result<()> {
         let tokens = dev_auth::issue(&secret, &args.data_dir, user_id)?;
         print_tokens(gateway_address, &tokens);
     }
-    println!("  Press Ctrl-C to stop.");
-    println!();
+    eprintln!("  Press Ctrl-C to stop.");
+    eprintln!();
 
     // Stop everything on a signal, or as soon as any server fails.
     let mut failure = None;
@@ -194,38 +194,40 @@ fn sqlite_url(folder: &std::path::Path, file: &str) -> String {
     format!("sqlite://{}", folder.join(file).display())
 }
 
+// The banner goes to stderr, because stdout carries the log, which may be
+// shipped somewhere, and the banner holds tokens.
 fn print_urls(gateway: SocketAddr, user_url: &str, order_url: &str) {
     let base = format!("http://{gateway}");
-    println!();
-    println!("  Lintas is running.");
-    println!("  GraphQL playground  {base}/graphql");
-    println!("  REST API            {base}/api/v1/users");
-    println!("  OpenAPI page        {base}{}", gateway::DOCS_PATH);
-    println!("  OpenAPI document    {base}{}", gateway::OPENAPI_PATH);
-    println!("  Health              {base}/readyz");
-    println!("  user-svc (gRPC)     {user_url}");
-    println!("  order-svc (gRPC)    {order_url}");
-    println!();
+    eprintln!();
+    eprintln!("  Lintas is running.");
+    eprintln!("  GraphQL playground  {base}/graphql");
+    eprintln!("  REST API            {base}/api/v1/users");
+    eprintln!("  OpenAPI page        {base}{}", gateway::DOCS_PATH);
+    eprintln!("  OpenAPI document    {base}{}", gateway::OPENAPI_PATH);
+    eprintln!("  Health              {base}/readyz");
+    eprintln!("  user-svc (gRPC)     {user_url}");
+    eprintln!("  order-svc (gRPC)    {order_url}");
+    eprintln!();
 }
 
 fn print_tokens(gateway: SocketAddr, tokens: &dev_auth::Tokens) {
     let folder = tokens.folder.display();
-    println!("  Every API request needs a bearer token. These are valid for 24 hours,");
-    println!("  signed with the development key in {folder}/dev-jwt-secret:");
-    println!();
-    println!("  Admin (may do everything), also in {folder}/admin.token:");
-    println!("    Authorization: Bearer {}", tokens.admin);
+    eprintln!("  Every API request needs a bearer token. These are valid for 24 hours,");
+    eprintln!("  signed with the development key in {folder}/dev-jwt-secret:");
+    eprintln!();
+    eprintln!("  Admin (may do everything), also in {folder}/admin.token:");
+    eprintln!("    Authorization: Bearer {}", tokens.admin);
     if let Some((token, id)) = &tokens.user {
-        println!();
-        println!("  Regular user {id} (own record and orders only),");
-        println!("  also in {folder}/user.token:");
-        println!("    Authorization: Bearer {token}");
+        eprintln!();
+        eprintln!("  Regular user {id} (own record and orders only),");
+        eprintln!("  also in {folder}/user.token:");
+        eprintln!("    Authorization: Bearer {token}");
     }
-    println!();
-    println!("  For example:");
-    println!(
+    eprintln!();
+    eprintln!("  For example:");
+    eprintln!(
         "    curl -H \"Authorization: Bearer $(cat {folder}/admin.token)\" http://{gateway}/api/v1/users"
     );
-    println!("  In the GraphQL playground, paste a token into the Headers tab.");
-    println!();
+    eprintln!("  In the GraphQL playground, paste a token into the Headers tab.");
+    eprintln!();
 }

@@ -13,8 +13,18 @@ use gateway::auth::issue::{TokenSpec, hs256};
 #[command(version)]
 struct Args {
     /// Secret the gateway checks tokens with.
-    #[arg(long, env = "JWT_HS256_SECRET", hide_env_values = true)]
-    secret: String,
+    #[arg(
+        long,
+        env = "JWT_HS256_SECRET",
+        hide_env_values = true,
+        required_unless_present = "secret_file"
+    )]
+    secret: Option<String>,
+
+    /// File holding the secret as raw bytes, such as the quickstart's
+    /// data/dev-jwt-secret.
+    #[arg(long, conflicts_with = "secret")]
+    secret_file: Option<std::path::PathBuf>,
 
     /// The token's `iss`: the gateway's JWT_ISSUER.
     #[arg(long, env = "JWT_ISSUER")]
@@ -39,14 +49,20 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let secret = match (&args.secret, &args.secret_file) {
+        (_, Some(path)) => std::fs::read(path)
+            .map_err(|error| anyhow::anyhow!("failed to read {}: {error}", path.display()))?,
+        (Some(secret), None) => secret.clone().into_bytes(),
+        (None, None) => anyhow::bail!("set --secret, JWT_HS256_SECRET or --secret-file"),
+    };
     anyhow::ensure!(
-        args.secret.len() >= gateway::auth::MIN_SECRET_LEN,
+        secret.len() >= gateway::auth::MIN_SECRET_LEN,
         "the secret is {} bytes long; the gateway accepts only {} or more",
-        args.secret.len(),
+        secret.len(),
         gateway::auth::MIN_SECRET_LEN
     );
     let token = hs256(
-        args.secret.as_bytes(),
+        &secret,
         &TokenSpec {
             issuer: &args.issuer,
             audience: &args.audience,

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tokio::time::{Duration, Instant};
 
 tokio::task_local! {
@@ -28,7 +28,31 @@ pub async fn scope<F: Future>(deadline: Option<Instant>, future: F) -> F::Output
 }
 
 /// Middleware that gives each request `budget` from its arrival.
+///
+/// A request still in progress a second after its budget, most often one
+/// whose client sends its body slowly or never finishes it, gets 408 and
+/// its connection is closed. The second lets a backend call that ran out of
+/// time answer 504 first.
 pub async fn limit(State(budget): State<Duration>, request: Request, next: Next) -> Response {
     let deadline = Instant::now() + budget;
-    DEADLINE.scope(deadline, next.run(request)).await
+    let served = DEADLINE.scope(deadline, next.run(request));
+    match tokio::time::timeout_at(deadline + OVERRUN_GRACE, served).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = crate::error::ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                "the request did not complete within its time budget (REQUEST_TIMEOUT_MS); send the whole body at once",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
+
+/// Time past the budget before a request is given up with 408.
+const OVERRUN_GRACE: Duration = Duration::from_secs(1);

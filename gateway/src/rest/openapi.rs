@@ -48,7 +48,13 @@ struct Shared {
     body_only: bool,
 }
 
-const SHARED: [Shared; 8] = [
+const SHARED: [Shared; 9] = [
+    Shared {
+        status: "408",
+        name: "RequestTimeout",
+        description: "The request body did not arrive within the request's time budget (REQUEST_TIMEOUT_MS) and a second. Code REQUEST_TIMEOUT; the connection is closed.",
+        body_only: true,
+    },
     Shared {
         status: "401",
         name: "Unauthenticated",
