@@ -2,7 +2,9 @@
 //! resolvers call these, so a rule about how the gateway talks to a service
 //! lives in one place.
 
+use std::ops::Deref;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use lintas_proto::order::v1 as order_pb;
 use lintas_proto::user::v1 as user_pb;
@@ -26,18 +28,30 @@ pub struct Page<T> {
     pub next_page_token: String,
 }
 
-/// Operations of the platform as the gateway exposes them.
+/// Operations of the platform as the gateway exposes them. Cloning it
+/// copies one pointer, which matters because axum clones every handler's
+/// state for each request.
 #[derive(Clone)]
-pub struct Api {
+pub struct Api(Arc<Parts>);
+
+pub struct Parts {
     backends: Backends,
     /// Serves `get_user` and `batch_get_users`; kept coherent by
     /// `update_user` and `delete_user`.
     cache: UserCache,
 }
 
+impl Deref for Api {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
 impl Api {
     pub fn new(backends: Backends, cache: UserCache) -> Self {
-        Self { backends, cache }
+        Self(Arc::new(Parts { backends, cache }))
     }
 
     pub async fn get_user(&self, call: &Call, id: &str) -> Result<User, ApiError> {

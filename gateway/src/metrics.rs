@@ -4,6 +4,8 @@
 //! route template (never the raw path) and status class, backend calls by
 //! RPC method name, cache lookups by result.
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -18,9 +20,22 @@ use prometheus::{
 /// Route label of requests that matched no route.
 const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// The gateway's metric families, registered in one registry.
+/// The gateway's metric families, registered in one registry. Cloning it
+/// copies one pointer: every route and middleware holds a clone, and axum
+/// clones those per request.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<Families>);
+
+impl Deref for Metrics {
+    type Target = Families;
+
+    fn deref(&self) -> &Families {
+        &self.0
+    }
+}
+
+/// The metric families behind [`Metrics`].
+pub struct Families {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
@@ -230,7 +245,7 @@ impl Metrics {
                 .expect("metric names are unique");
         }
         lintas_telemetry::register_metrics(&registry).expect("metric names are unique");
-        Self {
+        Self(Arc::new(Families {
             registry,
             http_requests,
             http_duration,
@@ -244,7 +259,7 @@ impl Metrics {
             near_cache_requests,
             near_cache_invalidations,
             near_cache_connected,
-        }
+        }))
     }
 
     /// Returns the registry, for metric families defined elsewhere.

@@ -1,50 +1,24 @@
 //! JSON log lines with the trace and span ids of the span they were
 //! emitted in, so that a log line links to its trace.
+//!
+//! Each line is written straight into a string, without building a map
+//! first: it is made once per event on the request path of every service.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use opentelemetry::trace::{SpanContext, TraceContextExt};
-use serde_json::{Map, Value};
+use tracing::Event;
 use tracing::field::{Field, Visit};
 use tracing::span::Id;
-use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
 
-/// Formats each event as one JSON object: `timestamp`, `level`, `target`,
-/// `service`, `message`, the event's fields, and `trace_id` and `span_id`
-/// when the event happened inside a traced span.
-pub struct JsonFormat {
-    service: String,
-}
+/// Keys that the line sets itself; an event field of the same name is left
+/// out, so that no key appears twice.
+const OWN_KEYS: [&str; 4] = ["timestamp", "level", "target", "service"];
 
-impl JsonFormat {
-    pub fn new(service: String) -> Self {
-        Self { service }
-    }
-}
-
-impl<S, N> FormatEvent<S, N> for JsonFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        context: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let trace = context
-            .parent_span()
-            .and_then(|span| span_context_of(&span.id()));
-        let line = event_line(event, &self.service, trace.as_ref())?;
-        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
-        writeln!(writer, "{text}")
-    }
-}
+/// Keys taken from the span context when there is one.
+const TRACE_KEYS: [&str; 2] = ["trace_id", "span_id"];
 
 /// Returns the OpenTelemetry span context of the tracing span `id`, when it has a
 /// valid one.
@@ -56,68 +30,170 @@ pub(crate) fn span_context_of(id: &Id) -> Option<SpanContext> {
     span_context.is_valid().then_some(span_context)
 }
 
-/// Builds the JSON object of one log line, shared by stdout and the Loki
-/// client so both carry the same fields.
-pub(crate) fn event_line(
+/// Appends the JSON object of one log line and a newline to `out`:
+/// `timestamp`, `level`, `target`, `service`, the event's fields (its
+/// `message` among them), and `trace_id` and `span_id` when `trace` is set.
+pub(crate) fn write_line(
+    out: &mut String,
     event: &Event<'_>,
     service: &str,
     trace: Option<&SpanContext>,
-) -> Result<Map<String, Value>, fmt::Error> {
-    let mut line = Map::new();
-    let mut timestamp = String::new();
-    SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-    line.insert("timestamp".into(), Value::String(timestamp));
-    line.insert(
-        "level".into(),
-        Value::String(event.metadata().level().to_string()),
-    );
-    line.insert(
-        "target".into(),
-        Value::String(event.metadata().target().to_owned()),
-    );
-    line.insert("service".into(), Value::String(service.to_owned()));
-    event.record(&mut FieldVisitor(&mut line));
+) -> fmt::Result {
+    out.push_str("{\"timestamp\":\"");
+    SystemTime.format_time(&mut Writer::new(out))?;
+    out.push_str("\",\"level\":\"");
+    out.push_str(event.metadata().level().as_str());
+    out.push_str("\",\"target\":");
+    write_str(out, event.metadata().target());
+    out.push_str(",\"service\":");
+    write_str(out, service);
+    let mut fields = FieldWriter {
+        out: &mut *out,
+        skip_trace_keys: trace.is_some(),
+        scratch: String::new(),
+    };
+    event.record(&mut fields);
     if let Some(trace) = trace {
-        line.insert(
-            "trace_id".into(),
-            Value::String(trace.trace_id().to_string()),
-        );
-        line.insert("span_id".into(), Value::String(trace.span_id().to_string()));
+        write!(
+            out,
+            ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+            trace.trace_id(),
+            trace.span_id()
+        )?;
     }
-    Ok(line)
+    out.push_str("}\n");
+    Ok(())
 }
 
-struct FieldVisitor<'a>(&'a mut Map<String, Value>);
+/// Appends `value` as a JSON string, quoted and escaped.
+fn write_str(out: &mut String, value: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (index, byte) in value.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&value[start..index]);
+        if escape.is_empty() {
+            // Infallible: writing to a String.
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = index + 1;
+    }
+    out.push_str(&value[start..]);
+    out.push('"');
+}
 
-impl Visit for FieldVisitor<'_> {
+/// Appends each field of an event as `,"name":value`.
+struct FieldWriter<'a> {
+    out: &'a mut String,
+    /// Whether `trace_id` and `span_id` come from the span context, so that
+    /// the event's own fields of those names are left out.
+    skip_trace_keys: bool,
+    /// Reused for fields recorded through `Debug`.
+    scratch: String,
+}
+
+impl FieldWriter<'_> {
+    /// Writes `,"name":` and returns true, or returns false for a field
+    /// that the line sets itself.
+    fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        if OWN_KEYS.contains(&name) || (self.skip_trace_keys && TRACE_KEYS.contains(&name)) {
+            return false;
+        }
+        self.out.push(',');
+        write_str(self.out, name);
+        self.out.push(':');
+        true
+    }
+
+    fn number(&mut self, field: &Field, value: impl fmt::Display) {
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
+    }
+}
+
+impl Visit for FieldWriter<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+        if self.key(field) {
+            self.scratch.clear();
+            let _ = write!(self.scratch, "{value:?}");
+            write_str(self.out, &self.scratch);
+        }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+        if self.key(field) {
+            write_str(self.out, value);
+        }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.number(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.number(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        if value.is_finite() {
+            self.number(field, value);
+        } else if self.key(field) {
+            // JSON has no NaN or infinity.
+            self.out.push_str("null");
+        }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::Bool(value));
+        self.number(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(value.to_string()));
+        if self.key(field) {
+            self.scratch.clear();
+            let _ = write!(self.scratch, "{value}");
+            write_str(self.out, &self.scratch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_str;
+
+    fn escaped(value: &str) -> String {
+        let mut out = String::new();
+        write_str(&mut out, value);
+        out
+    }
+
+    #[test]
+    fn write_str_matches_serde_json_for_control_and_quote_characters() {
+        for value in [
+            "plain",
+            "a \"quoted\" \\ path",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{8}\u{c}\u{1f}",
+            "é ✓ \u{7f}",
+        ] {
+            assert_eq!(
+                escaped(value),
+                serde_json::to_string(value).unwrap(),
+                "{value:?}"
+            );
+        }
     }
 }

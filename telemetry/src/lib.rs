@@ -13,6 +13,7 @@
 pub mod config;
 pub mod grpc;
 mod json_format;
+mod log_layer;
 pub mod loki;
 pub mod metrics;
 pub mod propagation;
@@ -25,11 +26,13 @@ use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use config::{LogFormat, TelemetryConfig};
+pub use log_layer::JsonLines;
 
 /// Adds the process's telemetry counters (log lines sent to and dropped
 /// before Loki) to `registry`.
@@ -42,6 +45,8 @@ pub use propagation::current_trace_id;
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
     loki: Option<loki::LokiClient>,
+    /// Writes the JSON lines still queued for stdout when dropped.
+    stdout_flush: Option<WorkerGuard>,
 }
 
 impl TelemetryGuard {
@@ -62,7 +67,22 @@ impl TelemetryGuard {
         if let Some(loki) = self.loki {
             let _ = tokio::time::timeout(Duration::from_secs(5), loki.shutdown()).await;
         }
+        drop(self.stdout_flush);
     }
+}
+
+/// The stdout of JSON lines: a background thread takes the lines from a
+/// queue and writes all that are waiting with one system call. Lines up to
+/// the queue's capacity wait there; past it, the logging thread waits.
+fn stdout_writer() -> (NonBlocking, WorkerGuard) {
+    const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("stdout-log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            STDOUT_BUFFER_BYTES,
+            std::io::stdout(),
+        ))
 }
 
 /// Installs the global subscriber, tracer provider and propagator.
@@ -79,18 +99,6 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_tracer_provider(provider.clone());
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stdout = match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .event_format(json_format::JsonFormat::new(config.service_name.clone()))
-            .boxed(),
-        // Colours only on a terminal, so that a log redirected to a file
-        // stays plain text.
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .compact()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .boxed(),
-    };
-
     let (loki_layer, loki) = match &config.loki_url {
         Some(url) => {
             let settings = loki::LokiSettings::new(
@@ -103,12 +111,28 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         }
         None => (None, None),
     };
+    let (stdout, stdout_flush) = match config.log_format {
+        LogFormat::Json => {
+            let (writer, flush) = stdout_writer();
+            let lines = loki_layer
+                .unwrap_or_else(|| JsonLines::new(config.service_name.clone()))
+                .with_stdout(writer);
+            (lines.boxed(), Some(flush))
+        }
+        // Colours only on a terminal, so that a log redirected to a file
+        // stays plain text.
+        LogFormat::Pretty => {
+            let pretty = tracing_subscriber::fmt::layer()
+                .compact()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+            (pretty.and_then(loki_layer).boxed(), None)
+        }
+    };
 
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .with(stdout)
-        .with(loki_layer)
         .try_init()
         .context("a tracing subscriber is already installed")?;
 
@@ -119,7 +143,11 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         loki = config.loki_url.is_some(),
         "telemetry started"
     );
-    Ok(TelemetryGuard { provider, loki })
+    Ok(TelemetryGuard {
+        provider,
+        loki,
+        stdout_flush,
+    })
 }
 
 fn tracer_provider(config: &TelemetryConfig) -> anyhow::Result<SdkTracerProvider> {

@@ -23,7 +23,7 @@ fn settings(url: &str) -> LokiSettings {
 }
 
 /// Runs `log` with a subscriber that holds only the Loki layer.
-fn with_layer(layer: loki::LokiLayer, log: impl FnOnce()) {
+fn with_layer(layer: lintas_telemetry::JsonLines, log: impl FnOnce()) {
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, log);
 }

@@ -1,6 +1,6 @@
 //! Log lines pushed to Loki.
 //!
-//! [`LokiLayer`] formats each event as the same JSON line that stdout gets
+//! [`JsonLines`] formats each event as the same JSON line that stdout gets
 //! and puts it on a bounded queue without waiting. A background task
 //! batches the queue and posts it to Loki's push API as snappy-compressed
 //! protobuf. A full queue or a Loki that cannot be reached never slows a
@@ -19,12 +19,9 @@ use anyhow::Context as _;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing::Level;
 
-use crate::json_format;
+use crate::log_layer::JsonLines;
 
 /// Settings of the Loki client: endpoint, labels, queue and retries.
 #[derive(Debug, Clone)]
@@ -159,32 +156,18 @@ struct Line {
     text: String,
 }
 
-/// The `tracing` layer that queues lines for Loki.
-pub struct LokiLayer {
-    service: String,
+/// The sending end of the queue of lines for Loki.
+pub(crate) struct LokiQueue {
     sender: mpsc::Sender<Line>,
     metrics: LokiMetrics,
 }
 
-impl<S> Layer<S> for LokiLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_event(&self, event: &Event<'_>, context: Context<'_, S>) {
-        if is_transport_target(event.metadata().target()) {
-            return;
-        }
-        let trace = context
-            .event_span(event)
-            .and_then(|span| json_format::span_context_of(&span.id()));
-        let Ok(line) = json_format::event_line(event, &self.service, trace.as_ref()) else {
-            return;
-        };
-        let Ok(text) = serde_json::to_string(&line) else {
-            return;
-        };
+impl LokiQueue {
+    /// Queues one formatted line without waiting; a full queue drops it
+    /// and counts the drop.
+    pub(crate) fn push(&self, level: Level, text: String) {
         let line = Line {
-            level: *event.metadata().level(),
+            level,
             timestamp: SystemTime::now(),
             text,
         };
@@ -198,14 +181,6 @@ where
             }
         }
     }
-}
-
-/// Events of the HTTP stack that carries the pushes, and of this client,
-/// are not pushed: a push would log, and the log would be pushed.
-fn is_transport_target(target: &str) -> bool {
-    ["hyper", "h2", "reqwest", "rustls", "lintas_telemetry::loki"]
-        .iter()
-        .any(|prefix| target.starts_with(prefix))
 }
 
 /// Stops the background task; see [`LokiClient::shutdown`].
@@ -223,12 +198,12 @@ impl LokiClient {
     }
 }
 
-/// Starts the background task and returns the layer that feeds it. Must run
-/// inside a Tokio runtime.
+/// Starts the background task and returns the layer that feeds it, which
+/// writes to no other output. Must run inside a Tokio runtime.
 pub fn start(
     settings: LokiSettings,
     metrics: LokiMetrics,
-) -> anyhow::Result<(LokiLayer, LokiClient)> {
+) -> anyhow::Result<(JsonLines, LokiClient)> {
     let endpoint = settings
         .url
         .join("loki/api/v1/push")
@@ -249,10 +224,6 @@ pub fn start(
         metrics: metrics.clone(),
     };
     let task = tokio::spawn(pusher.run(receiver, stopped));
-    let layer = LokiLayer {
-        service: settings.service,
-        sender,
-        metrics,
-    };
+    let layer = JsonLines::new(settings.service).with_loki(LokiQueue { sender, metrics });
     Ok((layer, LokiClient { stop, task }))
 }
