@@ -71,9 +71,9 @@ impl TelemetryGuard {
     }
 }
 
-/// The stdout of JSON lines: a background thread takes the lines from a
-/// queue and writes all that are waiting with one system call. Lines up to
-/// the queue's capacity wait there; past it, the logging thread waits.
+/// Creates the stdout writer of JSON lines. A background thread takes the
+/// lines from a queue and writes all that are waiting with one system
+/// call. When the queue is full, the logging thread waits.
 fn stdout_writer() -> (NonBlocking, WorkerGuard) {
     const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
     tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -131,7 +131,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
 
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(span_layer(tracer))
         .with(stdout)
         .try_init()
         .context("a tracing subscriber is already installed")?;
@@ -148,6 +148,26 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         loki,
         stdout_flush,
     })
+}
+
+/// Builds the OpenTelemetry layer, lean for a service's hot path. Spans
+/// carry only the attributes set where they are made, and only warnings
+/// and errors become span events. Each log line already goes to Loki with
+/// its trace id, so copying every line into its span would double the
+/// export.
+fn span_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+        }))
 }
 
 fn tracer_provider(config: &TelemetryConfig) -> anyhow::Result<SdkTracerProvider> {

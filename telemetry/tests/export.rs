@@ -54,9 +54,7 @@ async fn spans_and_log_lines_reach_their_backends() {
 
     let lines = loki
         .wait_for(Duration::from_secs(10), |lines| {
-            lines
-                .iter()
-                .any(|line| line.line.contains("inside the"))
+            lines.iter().any(|line| line.line.contains("inside the"))
         })
         .await;
     let line = lines
