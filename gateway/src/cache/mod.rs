@@ -77,6 +77,7 @@ mod entry;
 mod flight;
 mod memory;
 mod near;
+mod redis_io;
 mod redis_store;
 mod store;
 mod tracking;

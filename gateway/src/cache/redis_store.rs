@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::entry::{self, Entry, Write};
+use super::redis_io;
 use super::store::{Store, StoreError};
 
 /// Stores a user unless the key contains a newer version or a tombstone.
@@ -73,10 +74,10 @@ impl Store for RedisStore {
     #[tracing::instrument(name = "redis MGET", skip_all, fields(otel.kind = "client", db.system.name = "redis", db.operation.name = "MGET", keys = keys.len()))]
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
         let mut connection = self.connection.clone();
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(keys)
-            .query_async(&mut connection)
-            .await?;
+        let mut command = redis::cmd("MGET");
+        command.arg(keys);
+        let values: Vec<Option<Vec<u8>>> =
+            redis_io::run(async move { command.query_async(&mut connection).await }).await?;
         Ok(values
             .into_iter()
             .map(|value| value.and_then(|bytes| Entry::decode(&bytes)))
@@ -122,15 +123,17 @@ impl Store for RedisStore {
             .ignore();
         }
         let mut connection = self.connection.clone();
-        pipeline.exec_async(&mut connection).await?;
-        Ok(())
+        redis_io::run(async move { pipeline.exec_async(&mut connection).await }).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await?;
+        redis_io::run(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await?;
         Ok(())
     }
 }

@@ -32,4 +32,6 @@ pub(crate) enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("timed out after {} ms", .0.as_millis())]
     TimedOut(Duration),
+    #[error("the Redis I/O thread failed: {0}")]
+    IoThread(String),
 }

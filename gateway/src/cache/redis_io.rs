@@ -1,0 +1,44 @@
+//! A thread of its own for the Redis connections of the cache.
+//!
+//! Under overload, thousands of request tasks wait in the main runtime's
+//! run queue. A Redis connection driven there waits behind them to read a
+//! reply that has already arrived, so reads time out and the cache's
+//! circuit breaker sends every request to the user service, which makes
+//! the overload worse. Commands sent from this thread's runtime are read as
+//! soon as their reply arrives, whatever the request tasks are doing.
+
+use std::future::Future;
+use std::sync::LazyLock;
+
+use tokio::runtime::{Builder, Handle};
+
+use super::store::StoreError;
+
+/// The runtime of the Redis I/O thread, started on first use and kept for
+/// the life of the process.
+static RUNTIME: LazyLock<Handle> = LazyLock::new(|| {
+    let runtime = Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the Redis I/O runtime starts");
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("redis-io".to_owned())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .expect("the Redis I/O thread starts");
+    handle
+});
+
+/// Runs `command` on the Redis I/O thread and returns its result. When the
+/// caller stops waiting, the command still runs to its end.
+pub(crate) async fn run<F, T>(command: F) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, redis::RedisError>> + Send + 'static,
+    T: Send + 'static,
+{
+    match RUNTIME.spawn(command).await {
+        Ok(result) => Ok(result?),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(StoreError::IoThread(error.to_string())),
+    }
+}
