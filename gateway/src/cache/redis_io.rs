@@ -1,4 +1,5 @@
-//! A thread of its own for the Redis connections of the cache.
+//! A thread of its own for the Redis connections of the cache: the reads
+//! and writes, and the near cache's invalidation connection.
 //!
 //! Under overload, thousands of request tasks wait in the main runtime's
 //! run queue. A Redis connection driven there waits behind them to read a
@@ -11,6 +12,7 @@ use std::future::Future;
 use std::sync::LazyLock;
 
 use tokio::runtime::{Builder, Handle};
+use tokio::task::JoinHandle;
 
 use super::store::StoreError;
 
@@ -28,6 +30,15 @@ static RUNTIME: LazyLock<Handle> = LazyLock::new(|| {
         .expect("the Redis I/O thread starts");
     handle
 });
+
+/// Starts `task` on the Redis I/O thread.
+pub(crate) fn spawn<F>(task: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    RUNTIME.spawn(task)
+}
 
 /// Runs `command` on the Redis I/O thread and returns its result. When the
 /// caller stops waiting, the command still runs to its end.

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::near::NearCache;
+use super::redis_io;
 use crate::metrics::{InvalidationScope, Metrics};
 
 /// Client name of the connection in `CLIENT LIST`, so that operators and
@@ -70,8 +71,9 @@ enum Lost {
 }
 
 impl Tracking {
-    /// Starts the task on the current Tokio runtime. It connects in the
-    /// background, so the gateway starts while Redis is down. Only an
+    /// Starts the task on the Redis I/O thread, so that invalidations are
+    /// applied at once even while request tasks queue up. It connects in
+    /// the background, so the gateway starts while Redis is down. Only an
     /// invalid URL is an error.
     pub fn spawn(
         url: &str,
@@ -90,11 +92,8 @@ impl Tracking {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(resp3))?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            anyhow::anyhow!("the near cache must be started inside a Tokio runtime")
-        })?;
         let prefix = format!("{key_prefix}:user:");
-        let task = runtime.spawn(run(client, prefix, near, metrics));
+        let task = redis_io::spawn(run(client, prefix, near, metrics));
         Ok(Self { task })
     }
 }
