@@ -235,8 +235,17 @@ async fn measure(
     }
 
     let received = &platform.sink.received;
+    let dropping = processes_dropping_spans(artifacts);
+    let drops = if dropping.is_empty() {
+        "No process dropped a span.".to_owned()
+    } else {
+        format!(
+            "The span queue overflowed, so spans were dropped, in: {}.",
+            dropping.join(", ")
+        )
+    };
     let telemetry = format!(
-        "The telemetry sink received {} spans and {} MiB of compressed log pushes.",
+        "The telemetry sink received {} spans and {} MiB of compressed log pushes. {drops}",
         received.spans.load(Ordering::Relaxed),
         received.log_bytes.load(Ordering::Relaxed) / (1024 * 1024)
     );
@@ -261,6 +270,38 @@ async fn measure(
         println!("==> results written to {}", output.display());
     }
     Ok(())
+}
+
+/// Returns the names of the processes whose log shows a full span queue.
+/// The OpenTelemetry SDK logs its first dropped span at once, and the count
+/// only at shutdown, after the report is written.
+fn processes_dropping_spans(artifacts: &Path) -> Vec<String> {
+    const FIRST_DROP: &str = "BatchSpanProcessor dropped a Span";
+    let Ok(entries) = std::fs::read_dir(artifacts) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .filter(|path| log_contains(path, FIRST_DROP))
+        .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Returns whether a line of the log at `path` contains `text`, reading
+/// one line at a time: a gateway's log holds a line per request.
+fn log_contains(path: &Path, text: &str) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    std::io::BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .any(|line| String::from_utf8_lossy(&line).contains(text))
 }
 
 /// Fetches every user once through the gateway, so that every user is cached.

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod grpc;
+pub mod io_thread;
 mod json_format;
 mod log_layer;
 pub mod loki;
@@ -87,13 +88,18 @@ fn stdout_writer() -> (NonBlocking, WorkerGuard) {
 
 /// Installs the global subscriber, tracer provider and propagator.
 ///
-/// Must run inside a Tokio runtime when `LOKI_URL` is set, because the Loki
-/// client runs as a background task. Fails when a second subscriber is
-/// installed in one process; the one-process quickstart calls it once.
+/// Fails when a second subscriber is installed in one process; the
+/// one-process quickstart calls it once.
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
+    // The span exporter's connection and the Loki client run on a thread
+    // of their own, so that an overloaded service still delivers its
+    // telemetry instead of dropping it.
+    let export_runtime =
+        io_thread::start("telemetry-export").context("failed to start the export thread")?;
+    let export_context = export_runtime.enter();
     let provider = tracer_provider(config)?;
     let tracer = provider.tracer("lintas");
     opentelemetry::global::set_tracer_provider(provider.clone());
@@ -111,6 +117,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         }
         None => (None, None),
     };
+    drop(export_context);
     let (stdout, stdout_flush) = match config.log_format {
         LogFormat::Json => {
             let (writer, flush) = stdout_writer();

@@ -1,17 +1,15 @@
 //! A thread of its own for the Redis connections of the cache: the reads
 //! and writes, and the near cache's invalidation connection.
 //!
-//! Under overload, thousands of request tasks wait in the main runtime's
-//! run queue. A Redis connection driven there waits behind them to read a
-//! reply that has already arrived, so reads time out and the cache's
-//! circuit breaker sends every request to the user service, which makes
-//! the overload worse. Commands sent from this thread's runtime are read as
-//! soon as their reply arrives, whatever the request tasks are doing.
+//! Under overload, a Redis connection driven by the main runtime reads
+//! replies late (see `lintas_telemetry::io_thread`), so reads time out and
+//! the cache's circuit breaker sends every request to the user service,
+//! which makes the overload worse.
 
 use std::future::Future;
 use std::sync::LazyLock;
 
-use tokio::runtime::{Builder, Handle};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::store::StoreError;
@@ -19,16 +17,7 @@ use super::store::StoreError;
 /// The runtime of the Redis I/O thread, started on first use and kept for
 /// the life of the process.
 static RUNTIME: LazyLock<Handle> = LazyLock::new(|| {
-    let runtime = Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the Redis I/O runtime starts");
-    let handle = runtime.handle().clone();
-    std::thread::Builder::new()
-        .name("redis-io".to_owned())
-        .spawn(move || runtime.block_on(std::future::pending::<()>()))
-        .expect("the Redis I/O thread starts");
-    handle
+    lintas_telemetry::io_thread::start("redis-io").expect("the Redis I/O thread starts")
 });
 
 /// Starts `task` on the Redis I/O thread.
