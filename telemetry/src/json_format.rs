@@ -148,6 +148,14 @@ impl Visit for FieldWriter<'_> {
         self.number(field, value);
     }
 
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.number(field, value);
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.number(field, value);
+    }
+
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
             self.number(field, value);

@@ -31,6 +31,7 @@ async fn spans_and_log_lines_reach_their_backends() {
         // that the line has each key once.
         tracing::info!(
             item = 7,
+            wait_ms = std::time::Duration::from_secs(5).as_millis(),
             trace_id = "not the span's",
             level = 3,
             "inside the \"span\"\n"
@@ -64,6 +65,7 @@ async fn spans_and_log_lines_reach_their_backends() {
     let fields: serde_json::Value = serde_json::from_str(&line.line).expect("line is JSON");
     assert_eq!(fields["message"], "inside the \"span\"\n", "{}", line.line);
     assert_eq!(fields["item"], 7, "{}", line.line);
+    assert_eq!(fields["wait_ms"], 5000, "{}", line.line);
     assert_eq!(fields["level"], "INFO", "{}", line.line);
     assert_eq!(fields["service"], "telemetry-test", "{}", line.line);
     assert_eq!(fields["trace_id"], trace_id.as_str(), "{}", line.line);

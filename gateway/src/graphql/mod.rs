@@ -291,7 +291,7 @@ impl From<ParseRequestError> for ApiError {
                 axum::http::StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
                 "invalid GraphQL request: the body must be a JSON object with a \"query\" string \
-                 and optional \"operationName\" string and \"variables\" object, or a list of them",
+                 and optional \"operationName\" string and \"variables\" object",
             ),
             other => ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
