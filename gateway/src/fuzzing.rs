@@ -122,8 +122,11 @@ impl GraphqlValidator {
         request: async_graphql::Request,
     ) -> Result<async_graphql::Response, Rejection> {
         graphql::check_document(&request.query)?;
-        let _span = graphql::operation_span::span_for(&request);
-        let _fields = graphql::operation_span::root_fields(&request);
+        if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
+            let _span = graphql::operation_span::span_for(&document, &request);
+            let _fields = graphql::operation_span::root_fields(&document, &request);
+            let _target = graphql::operation_span::target_argument(&document, &request);
+        }
         // Resolvers are never reached, so nothing waits on a runtime.
         let mut response = futures::executor::block_on(self.schema.execute(request));
         graphql::label_validation_errors(&mut response);

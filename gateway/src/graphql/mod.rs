@@ -149,7 +149,14 @@ pub async fn handle(
     if let Err(error) = check_document(&request.query) {
         return error.into_response();
     }
-    if is_get && operation_span::is_mutation(&request) {
+    // Parsed once here for the span and the audit line, then handed to the
+    // schema. A document that does not parse is left to the schema, which
+    // reports the syntax error.
+    let document = async_graphql::parser::parse_query(&request.query).ok();
+    let mutation = document
+        .as_ref()
+        .is_some_and(|document| operation_span::is_mutation(document, &request));
+    if is_get && mutation {
         return ApiError::new(
             axum::http::StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -159,7 +166,7 @@ pub async fn handle(
     }
 
     let api = state.api.clone();
-    let request = request
+    let mut request = request
         .data(call.clone())
         .data(
             DataLoader::with_cache(
@@ -181,9 +188,16 @@ pub async fn handle(
             .delay(BATCH_WINDOW),
         );
 
-    let span = operation_span::span_for(&request);
-    let operation = operation_span::root_fields(&request);
-    let argument = operation_span::target_argument(&request);
+    let (span, operation, argument) = match document {
+        Some(document) => {
+            let span = operation_span::span_for(&document, &request);
+            let operation = operation_span::root_fields(&document, &request);
+            let argument = operation_span::target_argument(&document, &request);
+            request.set_parsed_query(document);
+            (span, operation, argument)
+        }
+        None => (operation_span::unnamed_span(), None, None),
+    };
     let mut response = state.schema.execute(request).instrument(span).await;
     label_validation_errors(&mut response);
     let outcome = audit_outcome(&response);

@@ -2,10 +2,10 @@
 //! OpenTelemetry GraphQL conventions ask: `graphql.operation.type`,
 //! `graphql.operation.name`, and a span name such as `query UsersWithOrders`.
 //!
-//! The document is parsed here once more, before execution, because a span
-//! name cannot change after the span starts.
+//! The handler parses the document before execution, because a span name
+//! cannot change after the span starts. These functions read that parsed
+//! document, and the schema then runs it, so it is parsed once.
 
-use async_graphql::parser::parse_query;
 use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, OperationType, Selection,
 };
@@ -13,9 +13,9 @@ use async_graphql::{Name, Positioned};
 
 /// Creates the span for `request`; a document that does not parse, or names
 /// no operation the request selects, gets a span named `graphql`.
-pub fn span_for(request: &async_graphql::Request) -> tracing::Span {
-    let Some((kind, name)) = operation_of(request) else {
-        return tracing::info_span!("graphql", otel.name = "graphql");
+pub fn span_for(document: &ExecutableDocument, request: &async_graphql::Request) -> tracing::Span {
+    let Some((kind, name)) = operation_of(document, request) else {
+        return unnamed_span();
     };
     let span_name = match &name {
         Some(name) => format!("{kind} {name}"),
@@ -29,18 +29,26 @@ pub fn span_for(request: &async_graphql::Request) -> tracing::Span {
     )
 }
 
+/// Creates the span of a request whose operation is unknown, because its
+/// document does not parse or names no operation the request selects.
+pub fn unnamed_span() -> tracing::Span {
+    tracing::info_span!("graphql", otel.name = "graphql")
+}
+
 /// Tells whether the request runs a mutation.
-pub fn is_mutation(request: &async_graphql::Request) -> bool {
-    matches!(operation_of(request), Some(("mutation", _)))
+pub fn is_mutation(document: &ExecutableDocument, request: &async_graphql::Request) -> bool {
+    matches!(operation_of(document, request), Some(("mutation", _)))
 }
 
 /// Returns the kind of the operation the request runs (`query` or
 /// `mutation`) and its root fields joined by commas (for example
 /// `createUser,updateUser`), or `None` when no single operation is
 /// selected.
-pub fn root_fields(request: &async_graphql::Request) -> Option<(&'static str, String)> {
-    let document = parse_query(&request.query).ok()?;
-    let (_, operation) = selected_operation(&document, request.operation_name.as_deref())?;
+pub fn root_fields(
+    document: &ExecutableDocument,
+    request: &async_graphql::Request,
+) -> Option<(&'static str, String)> {
+    let (_, operation) = selected_operation(document, request.operation_name.as_deref())?;
     let fields: Vec<&str> = operation
         .node
         .selection_set
@@ -58,9 +66,11 @@ pub fn root_fields(request: &async_graphql::Request) -> Option<(&'static str, St
 /// Returns the id an operation with one root field acts on: its `id` or
 /// `orderId` argument, literal or variable. Creations have none until they
 /// run; the caller takes theirs from the response.
-pub fn target_argument(request: &async_graphql::Request) -> Option<String> {
-    let document = parse_query(&request.query).ok()?;
-    let (_, operation) = selected_operation(&document, request.operation_name.as_deref())?;
+pub fn target_argument(
+    document: &ExecutableDocument,
+    request: &async_graphql::Request,
+) -> Option<String> {
+    let (_, operation) = selected_operation(document, request.operation_name.as_deref())?;
     let [selection] = operation.node.selection_set.node.items.as_slice() else {
         return None;
     };
@@ -92,9 +102,11 @@ fn kind_of(ty: OperationType) -> &'static str {
 }
 
 /// Finds the operation the request runs: the one it names, or the only one.
-fn operation_of(request: &async_graphql::Request) -> Option<(&'static str, Option<String>)> {
-    let document = parse_query(&request.query).ok()?;
-    let (name, operation) = selected_operation(&document, request.operation_name.as_deref())?;
+fn operation_of(
+    document: &ExecutableDocument,
+    request: &async_graphql::Request,
+) -> Option<(&'static str, Option<String>)> {
+    let (name, operation) = selected_operation(document, request.operation_name.as_deref())?;
     Some((
         kind_of(operation.node.ty),
         name.map(|name| name.to_string()),
@@ -124,24 +136,29 @@ fn selected_operation<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_graphql::parser::parse_query;
+
+    /// Returns the operation of `request`, or `None` when its document does
+    /// not parse, as the handler treats it.
+    fn operation(request: &async_graphql::Request) -> Option<(&'static str, Option<String>)> {
+        let document = parse_query(&request.query).ok()?;
+        operation_of(&document, request)
+    }
 
     #[test]
     fn named_and_anonymous_operations() {
         let request = async_graphql::Request::new("query Users { users { nodes { id } } }");
         assert_eq!(
-            operation_of(&request),
+            operation(&request),
             Some(("query", Some("Users".to_owned())))
         );
         let request = async_graphql::Request::new("mutation { deleteUser(id: \"x\") }");
-        assert_eq!(operation_of(&request), Some(("mutation", None)));
+        assert_eq!(operation(&request), Some(("mutation", None)));
         let request =
             async_graphql::Request::new("query A { a } query B { b }").operation_name("B");
-        assert_eq!(
-            operation_of(&request),
-            Some(("query", Some("B".to_owned())))
-        );
+        assert_eq!(operation(&request), Some(("query", Some("B".to_owned()))));
         let request = async_graphql::Request::new("query A { a } query B { b }");
-        assert_eq!(operation_of(&request), None);
-        assert_eq!(operation_of(&async_graphql::Request::new("{ broken")), None);
+        assert_eq!(operation(&request), None);
+        assert_eq!(operation(&async_graphql::Request::new("{ broken")), None);
     }
 }
