@@ -292,7 +292,7 @@ fn processes_dropping_spans(artifacts: &Path) -> Vec<String> {
 }
 
 /// Returns whether a line of the log at `path` contains `text`, reading
-/// one line at a time: a gateway's log holds a line per request.
+/// one line at a time: a gateway's log has a line per request.
 fn log_contains(path: &Path, text: &str) -> bool {
     use std::io::BufRead;
     let Ok(file) = std::fs::File::open(path) else {

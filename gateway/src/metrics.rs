@@ -21,7 +21,7 @@ use prometheus::{
 const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// The gateway's metric families, registered in one registry. Cloning it
-/// copies one pointer: every route and middleware holds a clone, and axum
+/// copies one pointer: every route and middleware keeps a clone, and axum
 /// clones those per request.
 #[derive(Clone)]
 pub struct Metrics(Arc<Families>);

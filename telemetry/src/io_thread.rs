@@ -2,10 +2,10 @@
 //! moving while the main runtime is overloaded.
 //!
 //! A task on the main runtime waits its turn behind every runnable request
-//! task. Under overload that wait reaches hundreds of milliseconds (the
-//! benchmark at 1,000 connections had a median latency of 166 to 248 ms), so a
-//! connection driven there reads replies late: span exports fall behind
-//! until spans are dropped, and cache reads time out. A one-thread runtime
+//! task. Under overload that wait reaches hundreds of milliseconds: the
+//! benchmark at 1,000 connections had a median latency of 166 to 248 ms.
+//! A connection driven there reads replies late, so span exports fall
+//! behind until spans are dropped, and cache reads time out. A one-thread runtime
 //! gets its own share of the CPU from the operating system instead.
 
 use tokio::runtime::{Builder, Handle};

@@ -189,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn write_str_matches_serde_json_for_control_and_quote_characters() {
+    fn write_str_escapes_like_serde_json() {
         for value in [
             "plain",
             "a \"quoted\" \\ path",
