@@ -10,6 +10,7 @@ pub mod database;
 pub mod grpc;
 pub mod idempotency;
 pub mod limits;
+pub mod memory;
 pub mod metadata;
 pub mod page_token;
 pub mod process;

@@ -155,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let telemetry =
         lintas_telemetry::init(&TelemetryConfig::from_env("order-svc", args.log_format)?)?;
+    lintas_common::memory::disable_transparent_huge_pages();
 
     let tls = server_tls(&args);
     let user_service_tls = user_service_tls(&args);

@@ -77,7 +77,11 @@ impl TelemetryGuard {
 /// call. When the queue is full, the logging thread waits.
 fn stdout_writer() -> (NonBlocking, WorkerGuard) {
     const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
+    // About a second of lines at full load. The queue's slots are allocated
+    // up front: the library's default of 128,000 kept 4 MiB resident.
+    const QUEUED_LINES: usize = 16 * 1024;
     tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
         .lossy(false)
         .thread_name("stdout-log-writer")
         .finish(std::io::BufWriter::with_capacity(
