@@ -8,7 +8,8 @@
 #   docker build --build-arg BINARY=order-svc -t lintas-order-svc .
 #
 # cargo-chef caches the dependency build in its own layer, so a change to the
-# project's sources rebuilds only the workspace crates.
+# project's sources rebuilds only the workspace crates. The `production` profile
+# (Cargo.toml) adds link-time optimisation to the release profile.
 #
 # There is no HEALTHCHECK: the runtime image has no shell and no HTTP or gRPC
 # client to run one, and Kubernetes ignores HEALTHCHECK anyway. The probes in
@@ -31,10 +32,10 @@ FROM chef AS builder
 ARG BINARY
 RUN test -n "${BINARY}" || { echo "missing build argument BINARY (gateway, user-svc or order-svc)" >&2; exit 1; }
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json --package "${BINARY}"
+RUN cargo chef cook --profile production --locked --recipe-path recipe.json --package "${BINARY}"
 COPY . .
-RUN cargo build --release --locked --package "${BINARY}" --bin "${BINARY}" \
-    && cp "target/release/${BINARY}" /usr/local/bin/lintas-service
+RUN cargo build --profile production --locked --package "${BINARY}" --bin "${BINARY}" \
+    && cp "target/production/${BINARY}" /usr/local/bin/lintas-service
 
 # The cc variant carries glibc and libgcc, which is all the binaries link to.
 # The nonroot tag runs as uid 65532 and has no shell.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the platform benchmark: installs what is missing, builds the three
-# binaries and the driver in release mode, and runs the driver, which starts
+# binaries with the production profile of the container images and the
+# driver in release mode, and runs the driver, which starts
 # the platform on loopback ports, measures each scenario and writes the
 # results to BENCHMARKS.md.
 #
@@ -56,8 +57,10 @@ install_packages
 # The many-connections scenario opens a thousand sockets on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-echo "==> building gateway, user-svc, order-svc and lintas-bench in release mode"
-cargo build --release --locked -p gateway -p user-svc -p order-svc -p lintas-bench
+echo "==> building gateway, user-svc and order-svc with the production profile, as the images are"
+cargo build --profile production --locked -p gateway -p user-svc -p order-svc
+echo "==> building lintas-bench in release mode"
+cargo build --release --locked -p lintas-bench
 
 BENCH_COMMAND=${BENCH_COMMAND:-"bench/run.sh${*:+ $*}"} \
-  exec target/release/lintas-bench --bin-dir target/release "$@"
+  exec target/release/lintas-bench "$@"

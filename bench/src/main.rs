@@ -37,8 +37,8 @@ struct Args {
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
     repository: PathBuf,
 
-    /// Folder with release builds of gateway, user-svc and order-svc
-    /// [default: REPOSITORY/target/release].
+    /// Folder with optimised builds of gateway, user-svc and order-svc
+    /// [default: REPOSITORY/target/production].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 
@@ -140,7 +140,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bin_dir = args
         .bin_dir
         .clone()
-        .unwrap_or_else(|| repository.join("target/release"));
+        .unwrap_or_else(|| repository.join("target/production"));
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
