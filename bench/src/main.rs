@@ -16,6 +16,7 @@ mod report;
 mod scenarios;
 mod seed;
 mod sink;
+mod span_counter;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

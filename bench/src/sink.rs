@@ -8,14 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::span_counter::SpanCounter;
 
 /// Counts of what the sink received.
 #[derive(Default)]
@@ -33,29 +29,6 @@ pub struct Sink {
     pub received: Arc<Received>,
 }
 
-#[derive(Clone)]
-struct Counter(Arc<Received>);
-
-#[tonic::async_trait]
-impl TraceService for Counter {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans: usize = request
-            .into_inner()
-            .resource_spans
-            .iter()
-            .flat_map(|resource| &resource.scope_spans)
-            .map(|scope| scope.spans.len())
-            .sum();
-        self.0.spans.fetch_add(spans as u64, Ordering::Relaxed);
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
 async fn push(State(received): State<Arc<Received>>, body: Bytes) -> StatusCode {
     received.log_pushes.fetch_add(1, Ordering::Relaxed);
     received
@@ -71,11 +44,9 @@ impl Sink {
 
         let otlp_listener = TcpListener::bind("127.0.0.1:0").await?;
         let otlp_endpoint = format!("http://{}", otlp_listener.local_addr()?);
-        let service = TraceServiceServer::new(Counter(received.clone()))
-            .max_decoding_message_size(64 * 1024 * 1024);
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(service)
+                .add_service(SpanCounter(received.clone()))
                 .serve_with_incoming(TcpListenerStream::new(otlp_listener)),
         );
 

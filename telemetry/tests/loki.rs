@@ -90,6 +90,29 @@ async fn push_sends_lines_with_three_labels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_within_batch_wait_share_push() {
+    let (url, requests) = answering(StatusCode::NO_CONTENT).await;
+    let mut settings = settings(&url);
+    settings.batch_wait = Duration::from_millis(500);
+    let metrics = LokiMetrics::new();
+    let (layer, client) = loki::start(settings, metrics.clone()).unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+
+    for part in 0..3 {
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!(part, "spread out"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert!(
+        eventually(|| metrics.sent.get() == 3).await,
+        "sent {}",
+        metrics.sent.get()
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_drops_and_counts_lines() {
     // A Loki that accepts connections and never responds keeps the first
     // batch in flight, so the queue fills up.

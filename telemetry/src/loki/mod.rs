@@ -34,6 +34,9 @@ pub struct LokiSettings {
     pub queue_capacity: usize,
     /// Maximum lines in one push request.
     pub batch_lines: usize,
+    /// How long a push waits for more lines after its first, unless the
+    /// batch fills sooner.
+    pub batch_wait: Duration,
     /// Pauses before each retry of a failed push; the batch is dropped after
     /// the last one.
     pub retry_delays: Vec<Duration>,
@@ -50,6 +53,9 @@ impl LokiSettings {
             environment,
             queue_capacity: 10_000,
             batch_lines: 1_000,
+            // Without a wait, a push at full load carried a few lines, so
+            // the gateway and Loki paid for an HTTP request every few lines.
+            batch_wait: Duration::from_millis(100),
             retry_delays: vec![
                 Duration::from_millis(250),
                 Duration::from_secs(1),
@@ -220,6 +226,7 @@ pub fn start(
         service: settings.service.clone(),
         environment: settings.environment,
         batch_lines: settings.batch_lines.max(1),
+        batch_wait: settings.batch_wait,
         retry_delays: settings.retry_delays,
         metrics: metrics.clone(),
     };

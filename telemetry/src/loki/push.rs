@@ -16,6 +16,7 @@ pub(super) struct Pusher {
     pub service: String,
     pub environment: String,
     pub batch_lines: usize,
+    pub batch_wait: Duration,
     pub retry_delays: Vec<Duration>,
     pub metrics: LokiMetrics,
 }
@@ -44,7 +45,7 @@ impl Pusher {
                 line = queue.recv() => line,
             };
             let Some(first) = first else { break };
-            let batch = self.fill(first, &mut queue);
+            let batch = self.gather(first, &mut queue, &mut stop).await;
             self.deliver(batch, &mut stop, &mut state).await;
         }
         queue.close();
@@ -52,6 +53,31 @@ impl Pusher {
             let batch = self.fill(first, &mut queue);
             self.deliver(batch, &mut stop, &mut state).await;
         }
+    }
+
+    /// Takes `first` and the lines queued within `batch_wait` after it, up
+    /// to a batch. Stops waiting when `stop` turns true or the queue closes.
+    async fn gather(
+        &self,
+        first: Line,
+        queue: &mut mpsc::Receiver<Line>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Vec<Line> {
+        let mut batch = self.fill(first, queue);
+        let deadline = tokio::time::Instant::now() + self.batch_wait;
+        while batch.len() < self.batch_lines {
+            let room = self.batch_lines - batch.len();
+            let received = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep_until(deadline) => break,
+                received = queue.recv_many(&mut batch, room) => received,
+            };
+            if received == 0 {
+                break;
+            }
+        }
+        batch
     }
 
     /// Takes `first` and whatever else is queued, up to a batch.
