@@ -6,7 +6,7 @@
 /// mimalloc reserves its heap in large regions. Backed by 2 MiB pages, a
 /// region with a few live objects keeps a whole 2 MiB page resident. In
 /// `lintas-bench` at 1,000 connections on a 2-core machine, the gateway's
-/// peak RSS was 106 MiB with huge pages and 65 to 70 MiB without. The
+/// peak RSS was 106 MiB with huge pages and 64 to 71 MiB without. The
 /// mimalloc build already skips its own huge page requests. This call also
 /// covers hosts whose kernel uses huge pages for every large region
 /// (`/sys/kernel/mm/transparent_hugepage/enabled` set to `always`). The
