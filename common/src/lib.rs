@@ -6,6 +6,7 @@
 //! errors. It contains no business rules, which live in each service, except
 //! the field limits (`limits`) that the gateway's API document publishes.
 
+pub mod balance;
 pub mod database;
 pub mod grpc;
 pub mod idempotency;

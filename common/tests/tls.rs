@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use lintas_common::balance::{BackendChannel, Balance};
 use lintas_common::test_pki::TestCa;
 use lintas_common::tls::{
     ALPN_H2, ChannelError, ClientTls, ClientTlsSettings, FileKind, IdentityFiles, ServerTls,
@@ -105,7 +106,13 @@ fn https_channel(url: &str, settings: &ClientTlsSettings) -> Channel {
     .expect("valid client settings")
 }
 
-async fn check_health(channel: Channel) -> Result<ServingStatus, tonic::Status> {
+async fn check_health<S>(channel: S) -> Result<ServingStatus, tonic::Status>
+where
+    S: tonic::client::GrpcService<tonic::body::Body>,
+    S::Error: Into<tonic::codegen::StdError>,
+    S::ResponseBody: tonic::transport::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <S::ResponseBody as tonic::transport::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
@@ -249,6 +256,41 @@ async fn server_name_must_match_certificate() {
         .await
         .expect("IP address in the certificate");
     assert_eq!(status, ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn balanced_channel_checks_the_name_of_the_url_at_each_address() {
+    let pki = Pki::new();
+    let server = start_server(&pki.mutual_server()).await;
+    let balanced = |settings: &ClientTlsSettings| {
+        let url = format!("https://localhost:{}", server.address.port());
+        let balance = Balance::Dns {
+            refresh: Duration::from_secs(5),
+        };
+        BackendChannel::connect_lazy(&url, Some(settings), false, balance, |endpoint| {
+            endpoint.timeout(Duration::from_secs(5))
+        })
+        .expect("valid client settings")
+    };
+
+    // The connection goes to the address that localhost resolves to, and
+    // the certificate is checked for localhost, not for that address.
+    let status = check_health(balanced(&pki.client(Some(&pki.client))))
+        .await
+        .expect("name in the certificate");
+    assert_eq!(status, ServingStatus::Serving);
+
+    let wrong = ClientTlsSettings {
+        server_name: Some("user-svc.lintas.svc".to_owned()),
+        ..pki.client(Some(&pki.client))
+    };
+    let error = check_health(balanced(&wrong))
+        .await
+        .expect_err("name not in the certificate");
+    assert!(
+        format!("{error:?}").contains("NotValidForName"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

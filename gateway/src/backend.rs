@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use lintas_common::balance::{BackendChannel, Balance};
 use lintas_common::metadata::{CALLER_ROLE_KEY, CALLER_SUBJECT_KEY, REQUEST_ID_KEY};
 use lintas_common::tls::ClientTlsSettings;
 use lintas_proto::order::v1::order_service_client::OrderServiceClient;
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
 use lintas_telemetry::grpc::TracedChannel;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 
 use crate::auth::{Call, Caller};
 use crate::metrics::Metrics;
@@ -32,12 +32,14 @@ pub struct BackendSettings {
     /// TLS of the calls: the CA that signs the backend's certificate, and
     /// the certificate that the gateway presents to it.
     pub tls: Option<ClientTlsSettings>,
+    /// One connection to the URL's host, or one per address of its name.
+    pub balance: Balance,
 }
 
 /// Client of the user service: retries and breaker, tracing, channel.
-pub type UserClient = UserServiceClient<Resilient<TracedChannel<Channel>>>;
+pub type UserClient = UserServiceClient<Resilient<TracedChannel<BackendChannel>>>;
 /// Client of the order service, with the same layers.
-pub type OrderClient = OrderServiceClient<Resilient<TracedChannel<Channel>>>;
+pub type OrderClient = OrderServiceClient<Resilient<TracedChannel<BackendChannel>>>;
 
 /// Clients of both backends. Cloning is cheap: clones share the HTTP/2
 /// connections.
@@ -45,8 +47,8 @@ pub type OrderClient = OrderServiceClient<Resilient<TracedChannel<Channel>>>;
 pub struct Backends {
     pub users: UserClient,
     pub orders: OrderClient,
-    pub user_channel: Channel,
-    pub order_channel: Channel,
+    pub user_channel: BackendChannel,
+    pub order_channel: BackendChannel,
     metrics: Metrics,
 }
 
@@ -69,7 +71,7 @@ impl Backends {
              BACKEND_TLS_CA, BACKEND_TLS_CERT, BACKEND_TLS_KEY)",
         )?;
         let resilience = ResilienceMetrics::new(metrics.registry())?;
-        let stack = |channel: &Channel, name, settings: &BackendSettings| {
+        let stack = |channel: &BackendChannel, name, settings: &BackendSettings| {
             Resilient::new(
                 TracedChannel::new(channel.clone(), None),
                 name,
@@ -108,15 +110,17 @@ impl Backends {
     }
 }
 
-fn channel(settings: &BackendSettings, allow_plaintext: bool) -> anyhow::Result<Channel> {
-    let channel = lintas_common::tls::lazy_channel(
+fn channel(settings: &BackendSettings, allow_plaintext: bool) -> anyhow::Result<BackendChannel> {
+    let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
+    let channel = BackendChannel::connect_lazy(
         &settings.url,
         settings.tls.as_ref(),
         allow_plaintext,
-        |endpoint| {
+        settings.balance,
+        move |endpoint| {
             endpoint
-                .timeout(settings.timeout)
-                .connect_timeout(settings.connect_timeout)
+                .timeout(timeout)
+                .connect_timeout(connect_timeout)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_while_idle(true)
@@ -137,6 +141,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             resilience: ResilienceSettings::default(),
             tls: None,
+            balance: Balance::Single,
         };
         Backends::connect_lazy(&settings, &settings, false, Metrics::new()).unwrap()
     }

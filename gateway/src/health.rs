@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use lintas_common::balance::BackendChannel;
 use serde::Serialize;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -78,7 +78,7 @@ pub async fn readyz(State(state): State<ReadinessState>) -> (StatusCode, Json<Re
     (status, Json(readiness))
 }
 
-async fn check(channel: Channel, service: &str) -> Result<(), String> {
+async fn check(channel: BackendChannel, service: &str) -> Result<(), String> {
     let mut client = HealthClient::new(channel);
     let request = HealthCheckRequest {
         service: service.to_owned(),

@@ -39,6 +39,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use lintas_common::balance::Balance;
 use lintas_common::tls::ServerTlsSettings;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -111,6 +112,7 @@ impl Settings {
             connect_timeout: Duration::from_secs(2),
             resilience: ResilienceSettings::default(),
             tls: None,
+            balance: Balance::Single,
         };
         Self {
             user_service: backend(user_service_url),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::{BoolishValueParser, RangedU64ValueParser};
+use lintas_common::balance::Balance;
 use lintas_common::tls::{ClientTlsSettings, IdentityFiles, ServerTlsSettings};
 use lintas_telemetry::{LogFormat, TelemetryConfig};
 
@@ -82,6 +83,18 @@ struct Args {
     /// PEM private key of GATEWAY_TLS_CERT.
     #[arg(long, env = "GATEWAY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// How calls spread over a backend's servers: `single` keeps one HTTP/2
+    /// connection to the URL's host; `dns` resolves the host, such as a
+    /// Kubernetes headless Service, every BACKEND_RESOLVE_INTERVAL_MS and
+    /// sends calls to each of its addresses in turn.
+    #[arg(long, env = "BACKEND_BALANCE", default_value = "single", value_parser = ["single", "dns"])]
+    backend_balance: String,
+
+    /// Interval between lookups of the backends' host names with
+    /// BACKEND_BALANCE=dns, in milliseconds.
+    #[arg(long, env = "BACKEND_RESOLVE_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    backend_resolve_interval_ms: u64,
 
     /// Upper bound on each backend call, in milliseconds.
     #[arg(long, env = "BACKEND_TIMEOUT_MS", default_value_t = 5000)]
@@ -235,6 +248,12 @@ async fn main() -> anyhow::Result<()> {
     settings.user_service.timeout = Duration::from_millis(args.backend_timeout_ms);
     settings.order_service.timeout = Duration::from_millis(args.backend_timeout_ms);
     settings.request_timeout = Duration::from_millis(args.request_timeout_ms);
+    let balance = Balance::from_mode(
+        &args.backend_balance,
+        Duration::from_millis(args.backend_resolve_interval_ms),
+    )?;
+    settings.user_service.balance = balance;
+    settings.order_service.balance = balance;
     let resilience = gateway::ResilienceSettings {
         retry_max: args.backend_retry_max,
         retry_ratio: args.backend_retry_budget_percent as f32 / 100.0,

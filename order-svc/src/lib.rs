@@ -20,6 +20,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
+use lintas_common::balance::Balance;
 use lintas_common::database::{Database, MigrationMode, Migrations, PoolSettings, redact};
 use lintas_common::grpc::ServiceListeners;
 use lintas_common::page_token::{DEFAULT_MAX_AGE, PageTokenCodec};
@@ -74,6 +75,9 @@ pub struct Settings {
     /// TLS of the calls to the user service: the CA that signs its
     /// certificate, and the certificate to present to it.
     pub user_service_tls: Option<ClientTlsSettings>,
+    /// One connection to the user service's host, or one per address of
+    /// its name.
+    pub user_service_balance: Balance,
     /// Registry that receives the service's metrics; the binary serves it
     /// on its metrics port.
     pub registry: prometheus::Registry,
@@ -101,6 +105,7 @@ impl Settings {
             user_service_url: user_service_url.into(),
             user_service_timeout: DEFAULT_USER_SERVICE_TIMEOUT,
             user_service_tls: None,
+            user_service_balance: Balance::Single,
             registry: prometheus::Registry::new(),
             tls: None,
             allow_plaintext: false,
@@ -122,6 +127,7 @@ impl std::fmt::Debug for Settings {
             .field("user_service_url", &self.user_service_url)
             .field("user_service_timeout", &self.user_service_timeout)
             .field("user_service_tls", &self.user_service_tls)
+            .field("user_service_balance", &self.user_service_balance)
             .field("tls", &self.tls)
             .field("allow_plaintext", &self.allow_plaintext)
             .finish()
@@ -184,11 +190,12 @@ pub async fn serve(
         &settings.user_service_url,
         settings.user_service_tls.as_ref(),
         settings.allow_plaintext,
+        settings.user_service_balance,
         settings.user_service_timeout,
         client_metrics,
     )
     .context(
-        "invalid user service client settings (USER_SERVICE_URL, USER_SERVICE_TLS_CA, \
+        "invalid user service client settings (USER_SERVICE_URL, USER_SERVICE_BALANCE, USER_SERVICE_TLS_CA, \
          USER_SERVICE_TLS_CERT, USER_SERVICE_TLS_KEY, USER_SERVICE_TLS_SERVER_NAME)",
     )?;
 

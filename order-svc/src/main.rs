@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::BoolishValueParser;
+use lintas_common::balance::Balance;
 use lintas_common::database::{MigrationMode, PoolSettings};
 use lintas_common::grpc::ServiceListeners;
 use lintas_common::tls::{ClientTlsSettings, IdentityFiles, ServerTlsSettings};
@@ -80,6 +81,17 @@ struct Args {
         default_value = "http://127.0.0.1:50051"
     )]
     user_service_url: String,
+
+    /// How calls spread over the user service's servers: `single` keeps one HTTP/2 connection to
+    /// the URL's host; `dns` resolves the host, such as a Kubernetes headless Service, every
+    /// USER_SERVICE_RESOLVE_INTERVAL_MS and sends calls to each of its addresses in turn.
+    #[arg(long, env = "USER_SERVICE_BALANCE", default_value = "single", value_parser = ["single", "dns"])]
+    user_service_balance: String,
+
+    /// Interval between lookups of the user service's host name with USER_SERVICE_BALANCE=dns, in
+    /// milliseconds.
+    #[arg(long, env = "USER_SERVICE_RESOLVE_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    user_service_resolve_interval_ms: u64,
 
     /// Bound on one call to the user service, connect included, in milliseconds.
     #[arg(long, env = "USER_SERVICE_TIMEOUT_MS", default_value_t = DEFAULT_USER_SERVICE_TIMEOUT_MS)]
@@ -171,6 +183,10 @@ async fn main() -> anyhow::Result<()> {
         user_service_url: args.user_service_url,
         user_service_timeout: Duration::from_millis(args.user_service_timeout_ms),
         user_service_tls,
+        user_service_balance: Balance::from_mode(
+            &args.user_service_balance,
+            Duration::from_millis(args.user_service_resolve_interval_ms),
+        )?,
         registry: prometheus::Registry::new(),
         tls,
         allow_plaintext: args.allow_plaintext,

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use lintas_common::balance::{BackendChannel, Balance};
 use lintas_common::metadata::REQUEST_ID_KEY;
 use lintas_common::tls::{ChannelError, ClientTlsSettings};
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
@@ -14,7 +15,6 @@ use lintas_proto::user::v1::{GetUserRequest, UserStatus};
 use lintas_telemetry::grpc::{RpcMetrics, TracedChannel};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
@@ -40,7 +40,7 @@ pub enum UserCheckError {
 /// Looks users up in the user service.
 #[derive(Clone)]
 pub struct UserDirectory {
-    channel: TracedChannel<Channel>,
+    channel: TracedChannel<BackendChannel>,
     timeout: Duration,
 }
 
@@ -52,12 +52,14 @@ impl UserDirectory {
         url: &str,
         tls: Option<&ClientTlsSettings>,
         allow_plaintext: bool,
+        balance: Balance,
         timeout: Duration,
         metrics: RpcMetrics,
     ) -> Result<Self, ChannelError> {
-        let channel = lintas_common::tls::lazy_channel(url, tls, allow_plaintext, |endpoint| {
-            endpoint.connect_timeout(timeout).timeout(timeout)
-        })?;
+        let channel =
+            BackendChannel::connect_lazy(url, tls, allow_plaintext, balance, move |endpoint| {
+                endpoint.connect_timeout(timeout).timeout(timeout)
+            })?;
         Ok(Self {
             channel: TracedChannel::new(channel, Some(metrics)),
             timeout,

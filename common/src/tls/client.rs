@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,6 +27,8 @@ use super::{ALPN_H2, ClientTlsSettings, FileKind, TlsError, files, plaintext};
 
 /// Port of an https URL that names none.
 const DEFAULT_HTTPS_PORT: u16 = 443;
+/// Port of an http URL that names none.
+const DEFAULT_HTTP_PORT: u16 = 80;
 
 /// Reasons a channel cannot be created.
 #[derive(Debug, thiserror::Error)]
@@ -125,57 +128,129 @@ pub fn lazy_channel(
     allow_plaintext: bool,
     configure: impl FnOnce(Endpoint) -> Endpoint,
 ) -> Result<Channel, ChannelError> {
-    let invalid_url = |message: String| ChannelError::InvalidUrl {
-        url: url.to_owned(),
-        message,
-    };
-    let uri: Uri = url
-        .parse()
-        .map_err(|error: http::uri::InvalidUri| invalid_url(error.to_string()))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| invalid_url("it has no host".to_owned()))?
-        .to_owned();
+    Ok(Target::parse(url, tls, allow_plaintext)?.channel(None, configure))
+}
 
-    match (uri.scheme_str(), tls) {
-        (Some("http"), None) => {
-            plaintext::check_remote(&uri, allow_plaintext)?;
-            let endpoint = Endpoint::from(uri);
-            Ok(configure(endpoint).connect_lazy())
+/// A checked gRPC server URL with the TLS connector of its calls: what
+/// [`lazy_channel`] and [`crate::balance`] open channels from.
+#[derive(Clone)]
+pub(crate) struct Target {
+    /// The URL as configured; requests carry its scheme and authority.
+    origin: Uri,
+    host: String,
+    port: u16,
+    tls: Option<TlsConnect>,
+}
+
+impl Target {
+    /// Checks `url` against `tls` and the plaintext rule, and loads the
+    /// TLS files.
+    pub(crate) fn parse(
+        url: &str,
+        tls: Option<&ClientTlsSettings>,
+        allow_plaintext: bool,
+    ) -> Result<Self, ChannelError> {
+        let invalid_url = |message: String| ChannelError::InvalidUrl {
+            url: url.to_owned(),
+            message,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|error: http::uri::InvalidUri| invalid_url(error.to_string()))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| invalid_url("it has no host".to_owned()))?
+            .to_owned();
+
+        match (uri.scheme_str(), tls) {
+            (Some("http"), None) => {
+                plaintext::check_remote(&uri, allow_plaintext)?;
+                let port = uri.port_u16().unwrap_or(DEFAULT_HTTP_PORT);
+                Ok(Self {
+                    origin: uri,
+                    host,
+                    port,
+                    tls: None,
+                })
+            }
+            (Some("https"), Some(tls)) => {
+                let server_name = tls
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| unbracket(&host).to_owned());
+                let server_name = ServerName::try_from(server_name.clone()).map_err(|error| {
+                    TlsError::InvalidServerName {
+                        name: server_name,
+                        message: error.to_string(),
+                    }
+                })?;
+                let connector = TlsConnect {
+                    tls: ClientTls::load(tls)?,
+                    server_name,
+                };
+                let port = uri.port_u16().unwrap_or(DEFAULT_HTTPS_PORT);
+                Ok(Self {
+                    origin: uri,
+                    host,
+                    port,
+                    tls: Some(connector),
+                })
+            }
+            (Some("https"), None) => Err(ChannelError::HttpsWithoutTls {
+                url: url.to_owned(),
+            }),
+            (Some("http"), Some(_)) => Err(ChannelError::TlsWithoutHttps {
+                url: url.to_owned(),
+            }),
+            _ => Err(invalid_url("the scheme must be http or https".to_owned())),
         }
-        (Some("https"), Some(tls)) => {
-            let server_name = tls
-                .server_name
-                .clone()
-                .unwrap_or_else(|| unbracket(&host).to_owned());
-            let server_name = ServerName::try_from(server_name.clone()).map_err(|error| {
-                TlsError::InvalidServerName {
-                    name: server_name,
-                    message: error.to_string(),
-                }
-            })?;
-            let connector = TlsConnect {
-                tls: ClientTls::load(tls)?,
-                server_name,
-            };
+    }
+
+    /// The host of the URL, without brackets around an IPv6 address.
+    pub(crate) fn host(&self) -> &str {
+        unbracket(&self.host)
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Opens a lazy channel to `address`, or to the URL's host when `None`.
+    /// Either way the requests carry the configured URL as their origin,
+    /// and TLS checks the server name of the configuration.
+    pub(crate) fn channel(
+        &self,
+        address: Option<SocketAddr>,
+        configure: impl FnOnce(Endpoint) -> Endpoint,
+    ) -> Channel {
+        let endpoint = match address {
+            None if self.tls.is_none() => Endpoint::from(self.origin.clone()),
             // tonic rejects an https URL unless it runs the TLS itself, so
             // the endpoint gets an http URL for the same host and port, and
             // the requests keep the https URL as their origin.
-            let port = uri.port_u16().unwrap_or(DEFAULT_HTTPS_PORT);
-            let connect_uri: Uri = format!("http://{host}:{port}")
-                .parse()
-                .map_err(|error: http::uri::InvalidUri| invalid_url(error.to_string()))?;
-            let endpoint = Endpoint::from(connect_uri).origin(uri);
-            Ok(configure(endpoint).connect_with_connector_lazy(connector))
+            None => Endpoint::from(http_uri(&format!("{}:{}", self.host, self.port)))
+                .origin(self.origin.clone()),
+            Some(address) => {
+                Endpoint::from(http_uri(&address.to_string())).origin(self.origin.clone())
+            }
+        };
+        let endpoint = configure(endpoint);
+        match &self.tls {
+            Some(connector) => endpoint.connect_with_connector_lazy(connector.clone()),
+            None => endpoint.connect_lazy(),
         }
-        (Some("https"), None) => Err(ChannelError::HttpsWithoutTls {
-            url: url.to_owned(),
-        }),
-        (Some("http"), Some(_)) => Err(ChannelError::TlsWithoutHttps {
-            url: url.to_owned(),
-        }),
-        _ => Err(invalid_url("the scheme must be http or https".to_owned())),
     }
+}
+
+/// Builds the http URL of `authority`, which comes from a URL already
+/// parsed or from a socket address, so it is always valid.
+fn http_uri(authority: &str) -> Uri {
+    Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query("/")
+        .build()
+        .expect("a host and port of a parsed URL form a valid authority")
 }
 
 /// Removes the brackets around an IPv6 address.

@@ -16,7 +16,7 @@
 //! It owns no flags: each binary names its own settings and fills
 //! [`ServerTlsSettings`] and [`ClientTlsSettings`] from them.
 
-mod client;
+pub(crate) mod client;
 mod files;
 pub mod plaintext;
 mod reload;

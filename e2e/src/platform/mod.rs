@@ -405,10 +405,8 @@ impl Binaries<'_> {
             .spec("order-svc", "order-svc")
             .env("ORDER_SVC_LISTEN", &self.addresses.order_grpc)
             .env("METRICS_LISTEN", &self.addresses.order_metrics)
-            .env(
-                "USER_SERVICE_URL",
-                format!("http://{}", self.addresses.user_grpc),
-            )
+            .env("USER_SERVICE_URL", by_name(&self.addresses.user_grpc))
+            .env("USER_SERVICE_BALANCE", "dns")
             .env("DATABASE_URL", database_url)
             .env("DATABASE_MAX_CONNECTIONS", "8")
             .env("PAGE_TOKEN_SECRET", secret);
@@ -419,14 +417,9 @@ impl Binaries<'_> {
         let spec = self
             .spec("gateway", "gateway")
             .env("GATEWAY_LISTEN", &self.addresses.gateway)
-            .env(
-                "USER_SERVICE_URL",
-                format!("http://{}", self.addresses.user_grpc),
-            )
-            .env(
-                "ORDER_SERVICE_URL",
-                format!("http://{}", self.addresses.order_grpc),
-            )
+            .env("USER_SERVICE_URL", by_name(&self.addresses.user_grpc))
+            .env("ORDER_SERVICE_URL", by_name(&self.addresses.order_grpc))
+            .env("BACKEND_BALANCE", "dns")
             .env("BACKEND_TIMEOUT_MS", "5000")
             .env("MAX_BODY_BYTES", "65536")
             .env("REDIS_URL", redis_url);
@@ -439,6 +432,14 @@ impl Binaries<'_> {
         wait_listening(&mut process, 0, address).await?;
         Ok(process)
     }
+}
+
+/// The http URL of a loopback `address` with the host name `localhost`, so
+/// that the clients resolve it as they resolve a headless Service in a
+/// cluster (BACKEND_BALANCE=dns).
+fn by_name(address: &str) -> String {
+    let port = address.rsplit(':').next().unwrap_or_default();
+    format!("http://localhost:{port}")
 }
 
 /// Waits for the JSON log line whose message ends in "listening" and whose

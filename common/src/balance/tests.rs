@@ -1,0 +1,258 @@
+//! Calls through a [`BackendChannel`] to health servers on loopback, with a
+//! lookup that the test controls or, for one test, the system's resolver.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU32;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::Server;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::*;
+
+/// The service name that the test servers report on.
+const PROBE: &str = "probe";
+/// Interval between lookups in these tests.
+const REFRESH: Duration = Duration::from_millis(20);
+/// Most calls a test makes while it waits for the rotation to change.
+const PATIENCE: usize = 200;
+
+/// A gRPC server with only the health service, which reports `PROBE` with
+/// the status that tells it apart from the other server; stopped when
+/// dropped.
+struct TestServer {
+    address: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start_server(status: ServingStatus) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let reported = match status {
+        ServingStatus::Serving => tonic_health::ServingStatus::Serving,
+        _ => tonic_health::ServingStatus::NotServing,
+    };
+    reporter.set_service_status(PROBE, reported).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(
+        Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stopped.await;
+                },
+            ),
+    );
+    TestServer {
+        address,
+        _stop: stop,
+    }
+}
+
+/// A lookup whose result the test sets, counting how often it runs.
+#[derive(Clone)]
+struct TestLookup {
+    result: Arc<Mutex<Result<Vec<SocketAddr>, String>>>,
+    runs: Arc<AtomicU32>,
+}
+
+impl TestLookup {
+    fn new(result: Result<Vec<SocketAddr>, String>) -> Self {
+        Self {
+            result: Arc::new(Mutex::new(result)),
+            runs: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    fn set_result(&self, result: Result<Vec<SocketAddr>, String>) {
+        *self.result.lock().unwrap() = result;
+    }
+
+    fn runs(&self) -> u32 {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    fn channel(&self, url: &str) -> BackendChannel {
+        let target = Target::parse(url, None, false).unwrap();
+        let lookup = self.clone();
+        BackendChannel::spread(
+            target,
+            |endpoint| endpoint,
+            REFRESH,
+            move || {
+                lookup.runs.fetch_add(1, Ordering::SeqCst);
+                let result = lookup.result.lock().unwrap().clone();
+                async move { result }
+            },
+        )
+    }
+}
+
+/// The status that the server taking the call reports.
+async fn probe(channel: &BackendChannel) -> Result<ServingStatus, tonic::Status> {
+    let request = HealthCheckRequest {
+        service: PROBE.to_owned(),
+    };
+    let response = HealthClient::new(channel.clone()).check(request).await?;
+    Ok(response.into_inner().status())
+}
+
+/// Probes until the server reporting `expected` takes a call.
+async fn probe_until(channel: &BackendChannel, expected: ServingStatus) {
+    for _ in 0..PATIENCE {
+        if probe(channel).await.ok() == Some(expected) {
+            return;
+        }
+        tokio::time::sleep(REFRESH / 2).await;
+    }
+    panic!("no call reached the server reporting {expected:?}");
+}
+
+#[tokio::test]
+async fn calls_go_to_each_address_in_turn() {
+    let first = start_server(ServingStatus::Serving).await;
+    let second = start_server(ServingStatus::NotServing).await;
+    let lookup = TestLookup::new(Ok(vec![second.address, first.address]));
+    let channel = lookup.channel("http://localhost:50051");
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(probe(&channel).await.unwrap());
+    }
+
+    let serving = statuses
+        .iter()
+        .filter(|status| **status == ServingStatus::Serving)
+        .count();
+    assert_eq!(serving, 3, "{statuses:?}");
+    assert!(
+        statuses.windows(2).all(|pair| pair[0] != pair[1]),
+        "consecutive calls reached the same server: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn rotation_follows_the_addresses_of_each_lookup() {
+    let first = start_server(ServingStatus::Serving).await;
+    let second = start_server(ServingStatus::NotServing).await;
+    let lookup = TestLookup::new(Ok(vec![first.address]));
+    let channel = lookup.channel("http://localhost:50051");
+    for _ in 0..3 {
+        assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+    }
+
+    lookup.set_result(Ok(vec![first.address, second.address]));
+    probe_until(&channel, ServingStatus::NotServing).await;
+
+    lookup.set_result(Ok(vec![second.address]));
+    // Two calls in a row reach the second server once a lookup has taken
+    // the first out of the rotation.
+    for _ in 0..PATIENCE {
+        if probe(&channel).await.unwrap() == ServingStatus::NotServing
+            && probe(&channel).await.unwrap() == ServingStatus::NotServing
+        {
+            break;
+        }
+        tokio::time::sleep(REFRESH / 2).await;
+    }
+    for _ in 0..4 {
+        assert_eq!(probe(&channel).await.unwrap(), ServingStatus::NotServing);
+    }
+}
+
+#[tokio::test]
+async fn no_address_yet_fails_calls_as_unavailable_until_a_lookup_succeeds() {
+    let server = start_server(ServingStatus::Serving).await;
+    let lookup = TestLookup::new(Err("resolver down".to_owned()));
+    let channel = lookup.channel("http://localhost:50051");
+
+    let status = probe(&channel).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        status.message(),
+        "no address of localhost:50051 is known: resolver down"
+    );
+
+    lookup.set_result(Ok(vec![server.address]));
+    probe_until(&channel, ServingStatus::Serving).await;
+}
+
+#[tokio::test]
+async fn a_failed_lookup_keeps_the_addresses_found_before() {
+    let server = start_server(ServingStatus::Serving).await;
+    let lookup = TestLookup::new(Ok(vec![server.address]));
+    let channel = lookup.channel("http://localhost:50051");
+    assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+
+    lookup.set_result(Err("resolver down".to_owned()));
+    let runs = lookup.runs();
+    while lookup.runs() < runs + 3 {
+        tokio::time::sleep(REFRESH).await;
+    }
+
+    assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn lookups_stop_when_the_last_clone_is_dropped() {
+    let server = start_server(ServingStatus::Serving).await;
+    let lookup = TestLookup::new(Ok(vec![server.address]));
+    let channel = lookup.channel("http://localhost:50051");
+    let clone = channel.clone();
+    assert_eq!(probe(&clone).await.unwrap(), ServingStatus::Serving);
+    drop(channel);
+    drop(clone);
+
+    // One lookup may be under way when the channel goes.
+    tokio::time::sleep(REFRESH * 3).await;
+    let runs = lookup.runs();
+    tokio::time::sleep(REFRESH * 10).await;
+    assert_eq!(lookup.runs(), runs);
+}
+
+#[tokio::test]
+async fn system_resolver_finds_localhost() {
+    let server = start_server(ServingStatus::Serving).await;
+    let url = format!("http://localhost:{}", server.address.port());
+    let balance = Balance::Dns { refresh: REFRESH };
+    let channel =
+        BackendChannel::connect_lazy(&url, None, false, balance, |endpoint| endpoint).unwrap();
+    assert!(matches!(channel.route, Route::Spread(_)));
+
+    assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn ip_address_needs_no_lookup() {
+    let server = start_server(ServingStatus::Serving).await;
+    let url = format!("http://{}", server.address);
+    let balance = Balance::Dns { refresh: REFRESH };
+    let channel =
+        BackendChannel::connect_lazy(&url, None, false, balance, |endpoint| endpoint).unwrap();
+    assert!(matches!(channel.route, Route::Single(_)));
+
+    assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+}
+
+#[test]
+fn balance_from_mode_names() {
+    let refresh = Duration::from_secs(5);
+    assert_eq!(
+        Balance::from_mode("single", refresh).unwrap(),
+        Balance::Single
+    );
+    assert_eq!(
+        Balance::from_mode("dns", refresh).unwrap(),
+        Balance::Dns { refresh }
+    );
+    let error = Balance::from_mode("round-robin", refresh).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unknown balance \"round-robin\": expected single or dns"
+    );
+}
