@@ -227,11 +227,14 @@ fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Middleware that gives a problem+json body to the bare 413 responses of
 /// layers outside the handlers (the GraphQL body limit).
-pub async fn problem_for_bare_errors(
+pub async fn problem_for_bare_errors<F>(
     request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
+    next: impl FnOnce(axum::extract::Request) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
+    let response = next(request).await;
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)

@@ -144,21 +144,16 @@ pub fn app(settings: &Settings) -> anyhow::Result<Router> {
     let metrics = Metrics::new();
     let authenticator = Authenticator::new(&settings.auth)?;
     let router = routes(settings, &metrics, &authenticator)?;
-    let router = with_edge_protections(router, settings, &metrics, authenticator)?
+    let entry = edge::entry::Entry {
+        metrics,
+        request_timeout: settings.request_timeout,
+        trusted_proxy_hops: settings.trusted_proxy_hops,
+    };
+    let router = with_edge_protections(router, settings, &entry.metrics, authenticator)?
         .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track_http,
+            entry,
+            edge::entry::run,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            settings.request_timeout,
-            resilience::deadline::limit,
-        ))
-        .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            settings.trusted_proxy_hops,
-            telemetry::trace_request,
-        ))
-        .layer(axum::middleware::from_fn(request_id::assign))
         .layer(CatchPanicLayer::custom(panic_response));
     // Outermost, so that a panic's 500 gets the headers too.
     let served_over_https = settings.behind_tls || settings.tls.is_some();

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -334,7 +333,14 @@ impl Default for Metrics {
 }
 
 /// Middleware that records the count and duration of every HTTP request.
-pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+pub async fn track_http<F>(
+    metrics: &Metrics,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request
@@ -342,7 +348,7 @@ pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: 
         .get::<MatchedPath>()
         .map_or(UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
 
-    let response = next.run(request).await;
+    let response = next(request).await;
 
     let status_class = format!("{}xx", response.status().as_u16() / 100);
     metrics

@@ -1,10 +1,11 @@
 //! Request ids at the HTTP edge: keep a caller's valid `x-request-id`, or
 //! make one, and echo it in the response.
 
+use std::future::Future;
+
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
-use axum::middleware::Next;
 use axum::response::Response;
 use lintas_common::metadata::{REQUEST_ID_KEY, is_valid_request_id};
 
@@ -13,7 +14,10 @@ use lintas_common::metadata::{REQUEST_ID_KEY, is_valid_request_id};
 pub struct RequestId(pub String);
 
 /// Middleware that assigns the request id before any handler runs.
-pub async fn assign(mut request: Request, next: Next) -> Response {
+pub async fn assign<F>(mut request: Request, next: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let id = request
         .headers()
         .get(REQUEST_ID_KEY)
@@ -23,7 +27,7 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
 
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_KEY, value);
     }

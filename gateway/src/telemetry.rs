@@ -2,12 +2,12 @@
 //! valid incoming W3C `traceparent` and starting a new trace otherwise, the
 //! trace context in every response, and one access-log line per request.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
 use lintas_telemetry::propagation;
 use tracing::Instrument;
@@ -24,11 +24,14 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 /// Middleware that runs each request inside its server span.
 /// `trusted_proxy_hops` says which `X-Forwarded-For` entry is the client,
 /// as the rate limiter reads it.
-pub async fn trace_request(
-    State(trusted_proxy_hops): State<usize>,
+pub async fn trace_request<F>(
+    trusted_proxy_hops: usize,
     request: Request,
-    next: Next,
-) -> Response {
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
@@ -62,7 +65,7 @@ pub async fn trace_request(
     let _ = span.set_parent(propagation::extract(request.headers()));
     propagation::record_trace_id(&span);
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = next(request).instrument(span.clone()).await;
 
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());

@@ -183,7 +183,7 @@ impl Spread {
         Ok(channel.call(request).await?)
     }
 
-    /// The channel whose turn it is; waits for the first lookup.
+    /// Returns the channel whose turn it is, after the first lookup.
     async fn pick(&self) -> Result<Channel, tonic::Status> {
         let mut addresses = self.addresses.clone();
         let resolution = addresses

@@ -2,13 +2,15 @@
 //! handler runs. They are CORS (`cors`), security headers on every response
 //! (`security_headers`), a bound on the requests in progress (`load_shed`),
 //! and a per-client rate limit (`rate_limit`). The rate limit keys a client
-//! by its address (`client_address`).
+//! by its address (`client_address`). The layers that every request
+//! passes before them run as one middleware (`entry`).
 //!
 //! The health probes and `/metrics` are exempt from both limits, so the
 //! orchestrator and Prometheus still reach a gateway that sheds load.
 
 pub mod client_address;
 pub mod cors;
+pub mod entry;
 pub mod load_shed;
 pub mod rate_limit;
 pub mod security_headers;

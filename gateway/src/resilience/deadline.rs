@@ -5,8 +5,7 @@
 
 use std::future::Future;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use tokio::time::{Duration, Instant};
 
@@ -33,9 +32,16 @@ pub async fn scope<F: Future>(deadline: Option<Instant>, future: F) -> F::Output
 /// whose client sends its body slowly or never finishes it, gets 408 and
 /// its connection is closed. The second lets a backend call that ran out of
 /// time answer 504 first.
-pub async fn limit(State(budget): State<Duration>, request: Request, next: Next) -> Response {
+pub async fn limit<F>(
+    budget: Duration,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     let deadline = Instant::now() + budget;
-    let served = DEADLINE.scope(deadline, next.run(request));
+    let served = DEADLINE.scope(deadline, next(request));
     match tokio::time::timeout_at(deadline + OVERRUN_GRACE, served).await {
         Ok(response) => response,
         Err(_) => {
