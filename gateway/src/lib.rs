@@ -223,28 +223,19 @@ fn with_edge_protections(
     metrics: &Metrics,
     authenticator: Authenticator,
 ) -> anyhow::Result<Router> {
-    let mut router = router;
-    let rate_limiter = RateLimiter::new(
-        &settings.rate_limit,
-        &settings.cache,
-        settings.trusted_proxy_hops,
-        metrics.clone(),
-    )?;
-    if let Some(rate_limiter) = rate_limiter {
-        router = router.layer(axum::middleware::from_fn_with_state(
-            rate_limiter,
-            edge::rate_limit::limit,
-        ));
-    }
-    // Inside load shedding, so that a shed request costs no token check.
-    router = router.layer(axum::middleware::from_fn_with_state(
+    let protections = edge::Protections {
+        in_flight: InFlightLimit::new(settings.max_in_flight_requests, metrics.clone())?,
         authenticator,
-        auth::identify,
-    ));
-    let in_flight = InFlightLimit::new(settings.max_in_flight_requests, metrics.clone())?;
-    router = router.layer(axum::middleware::from_fn_with_state(
-        in_flight,
-        edge::load_shed::shed,
+        rate_limiter: RateLimiter::new(
+            &settings.rate_limit,
+            &settings.cache,
+            settings.trusted_proxy_hops,
+            metrics.clone(),
+        )?,
+    };
+    let mut router = router.layer(axum::middleware::from_fn_with_state(
+        protections,
+        edge::protect,
     ));
     if let Some(cors) = edge::cors::layer(&settings.cors)? {
         router = router.layer(cors);

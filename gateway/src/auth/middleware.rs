@@ -37,12 +37,15 @@ pub struct Identified(pub Result<Identity, Rejection>);
 /// Checks the bearer token of every request that has one, before the rate
 /// limit: a request with a valid token is limited by its subject. Whether
 /// the route needs a token is left to [`authenticate`].
-pub async fn identify(
-    State(authenticator): State<Authenticator>,
+pub async fn identify<F>(
+    authenticator: &Authenticator,
     mut request: Request,
-    next: Next,
-) -> Response {
-    if let Authenticator::Jwt(verifier) = &authenticator {
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
+    if let Authenticator::Jwt(verifier) = authenticator {
         let outcome = match authorization(request.headers()) {
             Ok(None) => None,
             Ok(Some(header)) => Some(check(verifier, header).await),
@@ -52,7 +55,7 @@ pub async fn identify(
             request.extensions_mut().insert(Identified(outcome));
         }
     }
-    next.run(request).await
+    next(request).await
 }
 
 /// Admits a request with a valid bearer token, and puts its [`Caller`] in

@@ -5,11 +5,11 @@
 //! serving the requests it has taken on and a client behind a load balancer
 //! can retry elsewhere. Probes and `/metrics` are not counted and never shed.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
@@ -48,15 +48,22 @@ impl InFlightLimit {
 /// Middleware that runs a request while a permit is free and sheds it
 /// otherwise. The permit is held until the handler has returned its
 /// response. Streaming the body happens after that and is not counted.
-pub async fn shed(State(limit): State<InFlightLimit>, request: Request, next: Next) -> Response {
+pub async fn shed<F>(
+    limit: &InFlightLimit,
+    request: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     if super::is_operational(request.uri().path()) {
-        return next.run(request).await;
+        return next(request).await;
     }
     let Ok(_permit) = limit.permits.try_acquire() else {
         limit.metrics.record_shed_request();
         return overloaded();
     };
-    next.run(request).await
+    next(request).await
 }
 
 fn overloaded() -> Response {
@@ -98,7 +105,12 @@ mod tests {
                 }),
             )
             .route("/healthz", get(|| async {}))
-            .layer(axum::middleware::from_fn_with_state(limit, shed));
+            .layer(axum::middleware::from_fn(
+                move |request: Request, next: axum::middleware::Next| {
+                    let limit = limit.clone();
+                    async move { shed(&limit, request, |request| next.run(request)).await }
+                },
+            ));
         (router, metrics)
     }
 

@@ -23,9 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use self::bucket::{Decision, LocalBuckets, Quota};
@@ -221,17 +220,20 @@ impl SharedBuckets {
 
 /// Middleware that takes a token for each request, and rejects the request
 /// with 429 when there is none. Probes and `/metrics` take no token.
-pub async fn limit(
-    State(limiter): State<Arc<RateLimiter>>,
+pub async fn limit<F>(
+    limiter: &RateLimiter,
     request: Request,
-    next: Next,
-) -> Response {
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     if super::is_operational(request.uri().path()) {
-        return next.run(request).await;
+        return next(request).await;
     }
     let client = client_key(&request, limiter.trusted_proxy_hops);
     match limiter.take(&client).await {
-        Decision::Allowed => next.run(request).await,
+        Decision::Allowed => next(request).await,
         Decision::Limited { retry_after } => {
             limiter.metrics.record_rate_limited_request();
             limiter.too_many_requests(retry_after)
