@@ -497,6 +497,14 @@ async fn abusive_requests_are_rejected_cleanly() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "PAYLOAD_TOO_LARGE", "{body}");
 
+    // Without Content-Length, the limit stops the body while it is read.
+    let response = post_chunked(&platform.url("/graphql"), &huge.to_string()).await;
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    assert!(
+        response.contains("\"code\":\"PAYLOAD_TOO_LARGE\""),
+        "{response}"
+    );
+
     let (_, metrics) = platform.get("/api/v1/metrics/users").await;
     assert_eq!(metrics["total_users"], "0");
 }
@@ -510,4 +518,37 @@ async fn introspection_fits_the_depth_limit() {
     );
     let response = platform.graphql(&query, json!({})).await;
     assert!(response["errors"].is_null(), "{response}");
+}
+
+/// Sends `body` to `url` over HTTP/1.1 in chunks of 4 KiB, with an admin's
+/// token, and returns the whole response as text.
+async fn post_chunked(url: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let url: reqwest::Url = url.parse().unwrap();
+    let authority = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\
+         connection: close\r\n\r\n",
+        url.path(),
+        common::token("test-admin", true)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.as_bytes().chunks(4096) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        // The gateway may respond and close before it has read every chunk.
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    );
+    let _ = read.await.expect("the gateway answers within 10 s");
+    String::from_utf8_lossy(&response).into_owned()
 }

@@ -451,7 +451,7 @@ fn status_from_user_check(error: UserCheckError, request_id: &str) -> Status {
         UserCheckError::Unavailable(status) => {
             tracing::warn!(
                 code = ?status.code(),
-                message = status.message(),
+                error = status.message(),
                 %request_id,
                 "user service call failed"
             );

@@ -7,15 +7,20 @@
 //! of a headless Service, which lists every ready pod, keeps one lazy
 //! connection per address, and sends calls to them in turn. It resolves
 //! the name again at each interval, so pods that start or stop join or
-//! leave the rotation; a connection to an address that left closes once
+//! leave the rotation. A connection to an address that left closes once
 //! its calls have finished.
+//!
+//! An address joins the rotation only once a TCP connection to it opens,
+//! and leaves it when a call to it fails without a response. It comes back
+//! when a probe connects again, about every second. So a name that also
+//! resolves to an address nobody listens on, such as `localhost` to `::1`
+//! beside `127.0.0.1`, costs no failed call.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,10 +32,7 @@ use tower_service::Service;
 use crate::tls::client::Target;
 use crate::tls::{ChannelError, ClientTlsSettings};
 
-/// Upper bound on one DNS lookup.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Wait before the next lookup while no address is known.
-const RETRY_WITHOUT_ADDRESS: Duration = Duration::from_secs(1);
+mod resolver;
 
 /// Error of a call through a [`BackendChannel`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -90,8 +92,31 @@ enum Resolution {
     Pending,
     /// No lookup has found an address yet; the message of the last failure.
     Failed(Arc<str>),
-    /// The channels of the addresses last found, in address order.
-    Ready(Arc<[Channel]>),
+    /// The addresses last found, in address order.
+    Ready(Arc<[Arc<Member>]>),
+}
+
+/// One address of the server, with its connection.
+struct Member {
+    address: SocketAddr,
+    channel: Channel,
+    /// False from a failed call or probe until a probe connects.
+    reachable: AtomicBool,
+}
+
+impl Member {
+    /// Takes the address out of the rotation after a call failed without a
+    /// response, logging the first failure.
+    fn mark_unreachable(&self, server: &str, error: &dyn std::fmt::Display) {
+        if self.reachable.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                server,
+                address = %self.address,
+                %error,
+                "call failed without a response; the address leaves the rotation until it accepts a connection"
+            );
+        }
+    }
 }
 
 impl BackendChannel {
@@ -116,7 +141,7 @@ impl BackendChannel {
         match balance {
             Balance::Dns { refresh } if target.host().parse::<IpAddr>().is_err() => {
                 let (host, port) = (target.host().to_owned(), target.port());
-                let lookup = move || system_lookup(host.clone(), port);
+                let lookup = move || resolver::system_lookup(host.clone(), port);
                 Ok(Self::spread(target, configure, refresh, lookup))
             }
             _ => Ok(Self {
@@ -125,7 +150,8 @@ impl BackendChannel {
         }
     }
 
-    /// A channel over the addresses that `lookup` finds every `refresh`.
+    /// Creates a channel over the addresses that `lookup` finds every
+    /// `refresh`.
     fn spread<L, F>(
         target: Target,
         configure: impl Fn(Endpoint) -> Endpoint + Send + Sync + 'static,
@@ -138,7 +164,7 @@ impl BackendChannel {
     {
         let (sender, addresses) = watch::channel(Resolution::Pending);
         let name = format!("{}:{}", target.host(), target.port());
-        tokio::spawn(resolve(target, configure, refresh, lookup, sender));
+        tokio::spawn(resolver::run(target, configure, refresh, lookup, sender));
         Self {
             route: Route::Spread(Arc::new(Spread {
                 name,
@@ -178,13 +204,23 @@ impl Spread {
         self: Arc<Self>,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, BoxError> {
-        let mut channel = self.pick().await?;
-        std::future::poll_fn(|context| channel.poll_ready(context)).await?;
-        Ok(channel.call(request).await?)
+        let member = self.pick().await?;
+        let mut channel = member.channel.clone();
+        let result = match std::future::poll_fn(|context| channel.poll_ready(context)).await {
+            Ok(()) => channel.call(request).await,
+            Err(error) => Err(error),
+        };
+        // A gRPC error status arrives as a response; an error here means the
+        // call got no response at all.
+        if let Err(error) = &result {
+            member.mark_unreachable(&self.name, error);
+        }
+        Ok(result?)
     }
 
-    /// Returns the channel whose turn it is, after the first lookup.
-    async fn pick(&self) -> Result<Channel, tonic::Status> {
+    /// Returns the next reachable address in turn, or the address whose
+    /// turn it is when none is reachable, after the first lookup.
+    async fn pick(&self) -> Result<Arc<Member>, tonic::Status> {
         let mut addresses = self.addresses.clone();
         let resolution = addresses
             .wait_for(|resolution| !matches!(resolution, Resolution::Pending))
@@ -192,9 +228,13 @@ impl Spread {
             .map(|resolution| resolution.clone())
             .map_err(|_closed| self.unavailable("its resolver stopped"))?;
         match resolution {
-            Resolution::Ready(channels) => {
+            Resolution::Ready(members) => {
                 let turn = self.next.fetch_add(1, Ordering::Relaxed);
-                Ok(channels[turn % channels.len()].clone())
+                let count = members.len();
+                let reachable = (0..count)
+                    .map(|offset| &members[(turn + offset) % count])
+                    .find(|member| member.reachable.load(Ordering::Relaxed));
+                Ok(Arc::clone(reachable.unwrap_or(&members[turn % count])))
             }
             Resolution::Failed(message) => Err(self.unavailable(&message)),
             Resolution::Pending => unreachable!("wait_for skips Pending"),
@@ -221,88 +261,6 @@ impl Future for ResponseFuture {
             Self::Spread(future) => future.as_mut().poll(context),
         }
     }
-}
-
-/// Runs `lookup` every `refresh` and publishes a channel per address found,
-/// keeping the channels of addresses that stay. A failed lookup keeps the
-/// addresses found before. Ends when every receiver is gone.
-async fn resolve<L, F>(
-    target: Target,
-    configure: impl Fn(Endpoint) -> Endpoint,
-    refresh: Duration,
-    mut lookup: L,
-    sender: watch::Sender<Resolution>,
-) where
-    L: FnMut() -> F,
-    F: Future<Output = Result<Vec<SocketAddr>, String>>,
-{
-    let name = format!("{}:{}", target.host(), target.port());
-    let mut channels: HashMap<SocketAddr, Channel> = HashMap::new();
-    loop {
-        match lookup().await {
-            Ok(found) => {
-                let mut addresses: Vec<SocketAddr> = found;
-                addresses.sort_unstable();
-                addresses.dedup();
-                let unchanged = addresses.len() == channels.len()
-                    && addresses
-                        .iter()
-                        .all(|address| channels.contains_key(address));
-                if !unchanged {
-                    tracing::info!(server = %name, ?addresses, "resolved the server's addresses");
-                    let mut kept = HashMap::with_capacity(addresses.len());
-                    for address in &addresses {
-                        let channel = channels
-                            .remove(address)
-                            .unwrap_or_else(|| target.channel(Some(*address), &configure));
-                        kept.insert(*address, channel);
-                    }
-                    channels = kept;
-                    let ordered: Arc<[Channel]> = addresses
-                        .iter()
-                        .map(|address| channels[address].clone())
-                        .collect();
-                    sender.send_replace(Resolution::Ready(ordered));
-                }
-            }
-            Err(message) => {
-                if channels.is_empty() {
-                    tracing::warn!(server = %name, error = %message, "cannot resolve the server");
-                    sender.send_replace(Resolution::Failed(message.into()));
-                } else {
-                    tracing::warn!(
-                        server = %name,
-                        error = %message,
-                        "cannot resolve the server; keeping the addresses found before"
-                    );
-                }
-            }
-        }
-        let wait = if channels.is_empty() {
-            RETRY_WITHOUT_ADDRESS.min(refresh)
-        } else {
-            refresh
-        };
-        tokio::select! {
-            () = sender.closed() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// Looks `host` up with the system's resolver. A result without addresses
-/// is an error.
-async fn system_lookup(host: String, port: u16) -> Result<Vec<SocketAddr>, String> {
-    let query = tokio::net::lookup_host((host.as_str(), port));
-    let addresses: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, query)
-        .await
-        .map_err(|_elapsed| format!("timed out after {} s", RESOLVE_TIMEOUT.as_secs()))?
-        .map_err(|error| error.to_string())?
-        .collect();
-    if addresses.is_empty() {
-        return Err("the name has no address".to_owned());
-    }
-    Ok(addresses)
 }
 
 #[cfg(test)]

@@ -21,15 +21,18 @@ const REFRESH: Duration = Duration::from_millis(20);
 const PATIENCE: usize = 200;
 
 /// A gRPC server with only the health service, which reports `PROBE` with
-/// the status that tells it apart from the other server; stopped when
-/// dropped.
+/// a status that differs from the other server's; stopped when dropped.
 struct TestServer {
     address: SocketAddr,
     _stop: oneshot::Sender<()>,
 }
 
 async fn start_server(status: ServingStatus) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_server_at("127.0.0.1:0".parse().unwrap(), status).await
+}
+
+async fn start_server_at(address: SocketAddr, status: ServingStatus) -> TestServer {
+    let listener = TcpListener::bind(address).await.unwrap();
     let address = listener.local_addr().unwrap();
     let (reporter, service) = tonic_health::server::health_reporter();
     let reported = match status {
@@ -93,7 +96,7 @@ impl TestLookup {
     }
 }
 
-/// The status that the server taking the call reports.
+/// Returns the status that the server taking the call reports.
 async fn probe(channel: &BackendChannel) -> Result<ServingStatus, tonic::Status> {
     let request = HealthCheckRequest {
         service: PROBE.to_owned(),
@@ -165,8 +168,53 @@ async fn rotation_follows_the_addresses_of_each_lookup() {
     }
 }
 
+/// Returns a loopback address on which nothing listens.
+async fn closed_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
 #[tokio::test]
-async fn no_address_yet_fails_calls_as_unavailable_until_a_lookup_succeeds() {
+async fn address_without_listener_never_takes_a_call() {
+    let server = start_server(ServingStatus::Serving).await;
+    let closed = closed_address().await;
+    let lookup = TestLookup::new(Ok(vec![closed, server.address]));
+    let channel = lookup.channel("http://localhost:50051");
+
+    for _ in 0..6 {
+        assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+    }
+}
+
+#[tokio::test]
+async fn failed_address_leaves_the_rotation_and_rejoins() {
+    let first = start_server(ServingStatus::Serving).await;
+    let second = start_server(ServingStatus::NotServing).await;
+    let second_address = second.address;
+    let lookup = TestLookup::new(Ok(vec![first.address, second_address]));
+    let channel = lookup.channel("http://localhost:50051");
+    probe_until(&channel, ServingStatus::NotServing).await;
+
+    drop(second);
+    // The call that finds the second server gone fails, and later calls
+    // reach the first alone.
+    let mut failures = 0;
+    for _ in 0..4 {
+        if probe(&channel).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert!(failures <= 1, "{failures} calls failed");
+    for _ in 0..4 {
+        assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+    }
+
+    let _restarted = start_server_at(second_address, ServingStatus::NotServing).await;
+    probe_until(&channel, ServingStatus::NotServing).await;
+}
+
+#[tokio::test]
+async fn unresolved_name_fails_calls_as_unavailable() {
     let server = start_server(ServingStatus::Serving).await;
     let lookup = TestLookup::new(Err("resolver down".to_owned()));
     let channel = lookup.channel("http://localhost:50051");
@@ -183,7 +231,7 @@ async fn no_address_yet_fails_calls_as_unavailable_until_a_lookup_succeeds() {
 }
 
 #[tokio::test]
-async fn a_failed_lookup_keeps_the_addresses_found_before() {
+async fn failed_lookup_keeps_addresses() {
     let server = start_server(ServingStatus::Serving).await;
     let lookup = TestLookup::new(Ok(vec![server.address]));
     let channel = lookup.channel("http://localhost:50051");

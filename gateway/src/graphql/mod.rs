@@ -294,11 +294,10 @@ fn wants_html(headers: &HeaderMap) -> bool {
 impl From<ParseRequestError> for ApiError {
     fn from(error: ParseRequestError) -> Self {
         match error {
-            ParseRequestError::PayloadTooLarge => ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "request body is larger than the gateway accepts",
-            ),
+            ParseRequestError::PayloadTooLarge => payload_too_large(),
+            // A chunked body has no length to check up front, so the body
+            // limit stops it while async-graphql reads it.
+            ParseRequestError::Io(error) if is_length_limit(&error) => payload_too_large(),
             // serde's own text names internal types ("untagged enum
             // BatchRequest"), which tell a client nothing.
             ParseRequestError::InvalidRequest(_) => ApiError::new(
@@ -314,6 +313,21 @@ impl From<ParseRequestError> for ApiError {
             ),
         }
     }
+}
+
+fn payload_too_large() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "request body is larger than the gateway accepts",
+    )
+}
+
+/// Returns true when reading the body failed at the body size limit.
+/// async-graphql-axum keeps only the text of a body error, so the text of
+/// `http_body_util::LengthLimitError` is what identifies it.
+fn is_length_limit(error: &std::io::Error) -> bool {
+    error.to_string() == "length limit exceeded"
 }
 
 /// Gives errors raised before execution (parse, validation and limit errors)
