@@ -169,19 +169,13 @@ where
             (UNKNOWN.to_owned(), UNKNOWN.to_owned())
         };
 
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = %format!("{service}/{method}"),
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            enduser.id = tracing::field::Empty,
-            enduser.role = tracing::field::Empty,
-        );
+        // Balanced clients check every address each second, so health
+        // checks get no span; they are still counted.
+        let span = if service == HEALTH_SERVICE {
+            tracing::Span::none()
+        } else {
+            server_span(&service, &method)
+        };
         let _ = span.set_parent(propagation::extract(request.headers()));
         propagation::record_trace_id(&span);
         record_caller(&span, request.headers());
@@ -327,6 +321,26 @@ pub fn code_name(code: i32) -> &'static str {
         16 => "UNAUTHENTICATED",
         _ => "UNKNOWN",
     }
+}
+
+/// Name of the standard gRPC health service.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
+/// Creates the server span of one call of `service`/`method`.
+fn server_span(service: &str, method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "grpc.server",
+        otel.name = %format!("{service}/{method}"),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        enduser.id = tracing::field::Empty,
+        enduser.role = tracing::field::Empty,
+    )
 }
 
 #[cfg(test)]

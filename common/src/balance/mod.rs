@@ -10,11 +10,12 @@
 //! leave the rotation. A connection to an address that left closes once
 //! its calls have finished.
 //!
-//! An address joins the rotation only once a TCP connection to it opens,
-//! and leaves it when a call to it fails without a response. It comes back
-//! when a probe connects again, about every second. So a name that also
-//! resolves to an address nobody listens on, such as `localhost` to `::1`
-//! beside `127.0.0.1`, costs no failed call.
+//! Each second the client sends every address a `grpc.health.v1` check.
+//! An address is in the rotation while its last check got SERVING, and
+//! leaves it at once when a call to it fails without a response. So a
+//! name that also resolves to an address without a listener, such as
+//! `localhost` to `::1` beside `127.0.0.1`, costs no failed call, and a
+//! server that stops or hangs leaves within about a second.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -100,23 +101,39 @@ enum Resolution {
 struct Member {
     address: SocketAddr,
     channel: Channel,
-    /// False from a failed call or probe until a probe connects.
+    /// Whether the last health check passed and no call has failed since.
     reachable: AtomicBool,
 }
 
 impl Member {
     /// Takes the address out of the rotation after a call failed without a
     /// response, logging the first failure.
-    fn mark_unreachable(&self, server: &str, error: &dyn std::fmt::Display) {
+    fn mark_unreachable(&self, server: &str, error: &(dyn std::error::Error + 'static)) {
         if self.reachable.swap(false, Ordering::Relaxed) {
             tracing::warn!(
                 server,
                 address = %self.address,
-                %error,
-                "call failed without a response; the address leaves the rotation until it accepts a connection"
+                error = %describe(error),
+                "call failed without a response; the address leaves the rotation until a health check passes"
             );
         }
     }
+}
+
+/// Formats `error` with its sources, such as "transport error: tcp
+/// connect error: Connection refused".
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(current) = source {
+        let part = current.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = current.source();
+    }
+    text
 }
 
 impl BackendChannel {

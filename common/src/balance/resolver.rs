@@ -1,6 +1,7 @@
 //! The background task of a balanced channel: looks the server's name up at
-//! each interval, opens a channel per new address, and probes the addresses
-//! outside the rotation until they accept a connection.
+//! each interval, opens a channel per new address, and checks every
+//! address with a gRPC health check each second. An address is in the
+//! rotation while its last check got SERVING.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,17 +13,20 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::Endpoint;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use super::{Member, Resolution};
 use crate::tls::client::Target;
 
 /// Upper bound on one DNS lookup.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Wait before the next lookup while no address is known.
+/// Interval between lookups while no address is known.
 const RETRY_WITHOUT_ADDRESS: Duration = Duration::from_secs(1);
-/// Interval between probes of the addresses outside the rotation.
+/// Interval between health checks of every address.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// Upper bound on one probe's TCP connection.
+/// Upper bound on one health check, connection included.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs `lookup` every `refresh` and publishes the addresses found, keeping
@@ -41,40 +45,43 @@ pub(super) async fn run<L, F>(
     let name = format!("{}:{}", target.host(), target.port());
     let mut members: HashMap<SocketAddr, Arc<Member>> = HashMap::new();
     let mut next_lookup = Instant::now();
+    let mut lookup_failing = false;
     loop {
         if Instant::now() >= next_lookup {
             next_lookup = Instant::now() + refresh;
             match lookup().await {
                 Ok(found) => {
+                    lookup_failing = false;
                     if let Some(ordered) =
                         update(&target, &configure, &name, &mut members, found).await
                     {
                         sender.send_replace(Resolution::Ready(ordered));
                     }
                 }
-                Err(message) if members.is_empty() => {
-                    tracing::warn!(server = %name, error = %message, "cannot resolve the server");
-                    sender.send_replace(Resolution::Failed(message.into()));
+                Err(message) => {
+                    if members.is_empty() {
+                        next_lookup = Instant::now() + RETRY_WITHOUT_ADDRESS.min(refresh);
+                        sender.send_replace(Resolution::Failed(message.as_str().into()));
+                    }
+                    if !lookup_failing {
+                        tracing::warn!(
+                            server = %name,
+                            error = %message,
+                            kept = members.len(),
+                            "cannot resolve the server; keeping the addresses found before, if any"
+                        );
+                    }
+                    lookup_failing = true;
                 }
-                Err(message) => tracing::warn!(
-                    server = %name,
-                    error = %message,
-                    "cannot resolve the server; keeping the addresses found before"
-                ),
             }
         }
-        probe_unreachable(&name, members.values(), true).await;
+        check_health(&name, members.values(), true).await;
 
         let until_lookup = next_lookup.saturating_duration_since(Instant::now());
         let wait = if members.is_empty() {
-            RETRY_WITHOUT_ADDRESS.min(until_lookup)
-        } else if members
-            .values()
-            .any(|member| !member.reachable.load(Ordering::Relaxed))
-        {
-            PROBE_INTERVAL.min(until_lookup)
-        } else {
             until_lookup
+        } else {
+            PROBE_INTERVAL.min(until_lookup)
         };
         tokio::select! {
             () = sender.closed() => return,
@@ -119,7 +126,7 @@ async fn update(
         kept.insert(*address, member);
     }
     *members = kept;
-    probe_unreachable(name, added.iter(), false).await;
+    check_health(name, added.iter(), false).await;
 
     let unreachable: Vec<SocketAddr> = added
         .iter()
@@ -130,7 +137,7 @@ async fn update(
         server = %name,
         ?addresses,
         ?unreachable,
-        "resolved the server's addresses; the unreachable ones join the rotation once they accept a connection"
+        "resolved the server's addresses; the unreachable ones join the rotation once a health check passes"
     );
     Some(
         addresses
@@ -140,32 +147,59 @@ async fn update(
     )
 }
 
-/// Opens a TCP connection to each unreachable member at once, and puts
-/// those that accept it back in the rotation, logging it when `announce`.
-async fn probe_unreachable<'a>(
+/// Runs a health check on each member at once, and sets whether it is in
+/// the rotation. Logs each change when `announce`.
+async fn check_health<'a>(
     name: &str,
     members: impl Iterator<Item = &'a Arc<Member>>,
     announce: bool,
 ) {
-    let mut probes = tokio::task::JoinSet::new();
-    for member in members.filter(|member| !member.reachable.load(Ordering::Relaxed)) {
+    let mut checks = tokio::task::JoinSet::new();
+    for member in members {
         let member = Arc::clone(member);
-        probes.spawn(async move {
-            let connect = tokio::net::TcpStream::connect(member.address);
-            let accepted = matches!(
-                tokio::time::timeout(PROBE_TIMEOUT, connect).await,
-                Ok(Ok(_))
-            );
-            (member, accepted)
+        checks.spawn(async move {
+            let outcome = health(&member).await;
+            (member, outcome)
         });
     }
-    while let Some(Ok((member, accepted))) = probes.join_next().await {
-        if accepted {
-            member.reachable.store(true, Ordering::Relaxed);
-            if announce {
-                tracing::info!(server = name, address = %member.address, "the address accepts connections again and rejoins the rotation");
-            }
+    while let Some(Ok((member, outcome))) = checks.join_next().await {
+        let was_reachable = member.reachable.swap(outcome.is_ok(), Ordering::Relaxed);
+        if !announce || was_reachable == outcome.is_ok() {
+            continue;
         }
+        match outcome {
+            Ok(()) => tracing::info!(
+                server = name,
+                address = %member.address,
+                "health check passed; the address rejoins the rotation"
+            ),
+            Err(error) => tracing::warn!(
+                server = name,
+                address = %member.address,
+                %error,
+                "health check failed; the address leaves the rotation until one passes"
+            ),
+        }
+    }
+}
+
+/// Asks the member for the server's overall health. A server without the
+/// health service counts as healthy, since it responded.
+async fn health(member: &Member) -> Result<(), String> {
+    let mut client = HealthClient::new(member.channel.clone());
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
+    let response = tokio::time::timeout(PROBE_TIMEOUT, client.check(request))
+        .await
+        .map_err(|_elapsed| format!("timed out after {} ms", PROBE_TIMEOUT.as_millis()))?;
+    match response {
+        Ok(response) => match response.into_inner().status() {
+            ServingStatus::Serving => Ok(()),
+            other => Err(format!("the server reports {}", other.as_str_name())),
+        },
+        Err(status) if status.code() == tonic::Code::Unimplemented => Ok(()),
+        Err(status) => Err(super::describe(&status)),
     }
 }
 

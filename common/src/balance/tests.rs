@@ -187,6 +187,45 @@ async fn address_without_listener_never_takes_a_call() {
 }
 
 #[tokio::test]
+async fn address_that_never_responds_takes_no_call() {
+    let server = start_server(ServingStatus::Serving).await;
+    // Accepts connections and never reads from them.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_address = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            connections.push(connection);
+        }
+    });
+    let lookup = TestLookup::new(Ok(vec![silent_address, server.address]));
+    let channel = lookup.channel("http://localhost:50051");
+
+    for _ in 0..6 {
+        let status = tokio::time::timeout(Duration::from_secs(5), probe(&channel)).await;
+        assert_eq!(status.unwrap().unwrap(), ServingStatus::Serving);
+    }
+    held.abort();
+}
+
+#[tokio::test]
+async fn idle_server_that_stops_leaves_before_a_call() {
+    let first = start_server(ServingStatus::Serving).await;
+    let second = start_server(ServingStatus::NotServing).await;
+    let lookup = TestLookup::new(Ok(vec![first.address, second.address]));
+    let channel = lookup.channel("http://localhost:50051");
+    probe_until(&channel, ServingStatus::NotServing).await;
+
+    drop(second);
+    // Two health check intervals, and the checks' time.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    for _ in 0..4 {
+        assert_eq!(probe(&channel).await.unwrap(), ServingStatus::Serving);
+    }
+}
+
+#[tokio::test]
 async fn failed_address_leaves_the_rotation_and_rejoins() {
     let first = start_server(ServingStatus::Serving).await;
     let second = start_server(ServingStatus::NotServing).await;
