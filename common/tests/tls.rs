@@ -259,7 +259,7 @@ async fn server_name_must_match_certificate() {
 }
 
 #[tokio::test]
-async fn balanced_channel_checks_the_name_of_the_url_at_each_address() {
+async fn balanced_channel_checks_url_server_name() {
     let pki = Pki::new();
     let server = start_server(&pki.mutual_server()).await;
     let balanced = |settings: &ClientTlsSettings| {

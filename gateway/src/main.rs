@@ -84,8 +84,8 @@ struct Args {
     #[arg(long, env = "GATEWAY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
-    /// How calls spread over a backend's servers: `single` keeps one HTTP/2
-    /// connection to the URL's host; `dns` resolves the host, such as a
+    /// How calls spread over a backend's servers. `single` keeps one HTTP/2
+    /// connection to the URL's host. `dns` resolves the host, such as a
     /// Kubernetes headless Service, every BACKEND_RESOLVE_INTERVAL_MS and
     /// sends calls to each of its addresses in turn.
     #[arg(long, env = "BACKEND_BALANCE", default_value = "single", value_parser = ["single", "dns"])]

@@ -549,6 +549,6 @@ async fn post_chunked(url: &str, body: &str) -> String {
         std::time::Duration::from_secs(10),
         stream.read_to_end(&mut response),
     );
-    let _ = read.await.expect("the gateway answers within 10 s");
+    let _ = read.await.expect("the gateway responds within 10 s");
     String::from_utf8_lossy(&response).into_owned()
 }

@@ -82,8 +82,8 @@ struct Args {
     )]
     user_service_url: String,
 
-    /// How calls spread over the user service's servers: `single` keeps one HTTP/2 connection to
-    /// the URL's host; `dns` resolves the host, such as a Kubernetes headless Service, every
+    /// How calls spread over the user service's servers. `single` keeps one HTTP/2 connection to
+    /// the URL's host. `dns` resolves the host, such as a Kubernetes headless Service, every
     /// USER_SERVICE_RESOLVE_INTERVAL_MS and sends calls to each of its addresses in turn.
     #[arg(long, env = "USER_SERVICE_BALANCE", default_value = "single", value_parser = ["single", "dns"])]
     user_service_balance: String,

@@ -170,7 +170,7 @@ where
         };
 
         // Balanced clients check every address each second, so health
-        // checks get no span; they are still counted.
+        // checks get no span. They are still counted.
         let span = if service == HEALTH_SERVICE {
             tracing::Span::none()
         } else {

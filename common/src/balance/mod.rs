@@ -181,7 +181,14 @@ impl BackendChannel {
     {
         let (sender, addresses) = watch::channel(Resolution::Pending);
         let name = format!("{}:{}", target.host(), target.port());
-        tokio::spawn(resolver::run(target, configure, refresh, lookup, sender));
+        tokio::spawn(resolver::run(
+            target,
+            name.clone(),
+            configure,
+            refresh,
+            lookup,
+            sender,
+        ));
         Self {
             route: Route::Spread(Arc::new(Spread {
                 name,

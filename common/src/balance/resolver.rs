@@ -31,9 +31,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs `lookup` every `refresh` and publishes the addresses found, keeping
 /// the channels of addresses that stay. A failed lookup keeps the addresses
-/// found before. Ends when every receiver is gone.
+/// found before. Ends when every receiver is gone. `name` is the host and
+/// port, for the logs.
 pub(super) async fn run<L, F>(
     target: Target,
+    name: String,
     configure: impl Fn(Endpoint) -> Endpoint,
     refresh: Duration,
     mut lookup: L,
@@ -42,7 +44,6 @@ pub(super) async fn run<L, F>(
     L: FnMut() -> F,
     F: Future<Output = Result<Vec<SocketAddr>, String>>,
 {
-    let name = format!("{}:{}", target.host(), target.port());
     let mut members: HashMap<SocketAddr, Arc<Member>> = HashMap::new();
     let mut next_lookup = Instant::now();
     let mut lookup_failing = false;
@@ -67,7 +68,7 @@ pub(super) async fn run<L, F>(
                         tracing::warn!(
                             server = %name,
                             error = %message,
-                            kept = members.len(),
+                            known_addresses = members.len(),
                             "cannot resolve the server; keeping the addresses found before, if any"
                         );
                     }
@@ -91,8 +92,8 @@ pub(super) async fn run<L, F>(
 }
 
 /// Replaces `members` with the addresses `found`, reusing the members of
-/// addresses that stay and probing the new ones. Returns the new rotation,
-/// in address order, or `None` when the addresses did not change.
+/// addresses that stay and health-checking the new ones. Returns the new
+/// rotation, in address order, or `None` when the addresses did not change.
 async fn update(
     target: &Target,
     configure: &impl Fn(Endpoint) -> Endpoint,
@@ -111,7 +112,7 @@ async fn update(
         return None;
     }
 
-    let mut kept = HashMap::with_capacity(addresses.len());
+    let mut current = HashMap::with_capacity(addresses.len());
     let mut added = Vec::new();
     for address in &addresses {
         let member = members.remove(address).unwrap_or_else(|| {
@@ -123,9 +124,9 @@ async fn update(
             added.push(Arc::clone(&member));
             member
         });
-        kept.insert(*address, member);
+        current.insert(*address, member);
     }
-    *members = kept;
+    *members = current;
     check_health(name, added.iter(), false).await;
 
     let unreachable: Vec<SocketAddr> = added

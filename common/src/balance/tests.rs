@@ -192,7 +192,7 @@ async fn address_that_never_responds_takes_no_call() {
     // Accepts connections and never reads from them.
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_address = silent.local_addr().unwrap();
-    let held = tokio::spawn(async move {
+    let silent_server = tokio::spawn(async move {
         let mut connections = Vec::new();
         while let Ok((connection, _)) = silent.accept().await {
             connections.push(connection);
@@ -205,7 +205,7 @@ async fn address_that_never_responds_takes_no_call() {
         let status = tokio::time::timeout(Duration::from_secs(5), probe(&channel)).await;
         assert_eq!(status.unwrap().unwrap(), ServingStatus::Serving);
     }
-    held.abort();
+    silent_server.abort();
 }
 
 #[tokio::test]

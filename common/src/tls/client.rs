@@ -206,7 +206,7 @@ impl Target {
         }
     }
 
-    /// The host of the URL, without brackets around an IPv6 address.
+    /// Returns the host of the URL, without brackets around an IPv6 address.
     pub(crate) fn host(&self) -> &str {
         unbracket(&self.host)
     }

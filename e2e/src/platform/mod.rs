@@ -434,9 +434,9 @@ impl Binaries<'_> {
     }
 }
 
-/// The http URL of a loopback `address` with the host name `localhost`, so
-/// that the clients resolve it as they resolve a headless Service in a
-/// cluster (BACKEND_BALANCE=dns).
+/// Returns the http URL of a loopback `address` with the host name
+/// `localhost`, so that the clients resolve it as they resolve a headless
+/// Service in a cluster (BACKEND_BALANCE=dns).
 fn by_name(address: &str) -> String {
     let port = address.rsplit(':').next().unwrap_or_default();
     format!("http://localhost:{port}")
