@@ -8,6 +8,7 @@
 
 pub mod balance;
 pub mod database;
+pub mod errors;
 pub mod grpc;
 pub mod idempotency;
 pub mod limits;

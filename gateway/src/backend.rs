@@ -2,6 +2,7 @@
 //! request-id propagation, a counter of calls per method, and the
 //! deadlines, retries and circuit breakers of [`crate::resilience`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use tonic::metadata::MetadataValue;
 
 use crate::auth::{Call, Caller};
 use crate::metrics::Metrics;
+use crate::resilience::breaker::Breaker;
 use crate::resilience::{ResilienceMetrics, ResilienceSettings, Resilient};
 
 /// Connection settings of one backend.
@@ -49,6 +51,8 @@ pub struct Backends {
     pub orders: OrderClient,
     pub user_channel: BackendChannel,
     pub order_channel: BackendChannel,
+    pub user_breaker: Arc<Breaker>,
+    pub order_breaker: Arc<Breaker>,
     metrics: Metrics,
 }
 
@@ -80,9 +84,15 @@ impl Backends {
                 &resilience,
             )
         };
+        let (user_stack, order_stack) = (
+            stack(&user_channel, "users", users),
+            stack(&order_channel, "orders", orders),
+        );
         Ok(Self {
-            users: UserServiceClient::new(stack(&user_channel, "users", users)),
-            orders: OrderServiceClient::new(stack(&order_channel, "orders", orders)),
+            user_breaker: user_stack.breaker(),
+            order_breaker: order_stack.breaker(),
+            users: UserServiceClient::new(user_stack),
+            orders: OrderServiceClient::new(order_stack),
             user_channel,
             order_channel,
             metrics,

@@ -2,8 +2,12 @@
 //!
 //! Readiness queries each backend's standard `grpc.health.v1` service, with a
 //! short timeout, so a load balancer stops sending traffic while either
-//! service cannot answer. It also reports the user cache, which never makes
-//! the gateway unready: without it, lookups go to the user service.
+//! service cannot respond. A backend whose circuit is open counts as not
+//! serving until its cooldown ends, since this replica then rejects the
+//! calls that another replica, with its own circuit, may still make.
+//!
+//! Readiness also reports the user cache, which never makes the gateway
+//! unready: without it, lookups go to the user service.
 
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::backend::Backends;
 use crate::cache::UserCache;
+use crate::resilience::breaker::Breaker;
 
 /// Upper bound on each backend health check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -50,8 +55,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Returns 200 when both backends report SERVING, 503 otherwise, whatever
-/// the state of the cache.
+/// Returns 200 when both backends report SERVING and neither circuit is
+/// open, 503 otherwise, whatever the state of the cache.
 pub async fn readyz(State(state): State<ReadinessState>) -> (StatusCode, Json<Readiness>) {
     let backends = &state.backends;
     let (user_service, order_service, cache) = tokio::join!(
@@ -59,6 +64,8 @@ pub async fn readyz(State(state): State<ReadinessState>) -> (StatusCode, Json<Re
         check(backends.order_channel.clone(), "order.v1.OrderService"),
         state.cache.readiness(),
     );
+    let user_service = user_service.and_then(|()| circuit_closed(&backends.user_breaker));
+    let order_service = order_service.and_then(|()| circuit_closed(&backends.order_breaker));
     let ready = user_service.is_ok() && order_service.is_ok();
     let describe =
         |result: Result<(), String>| result.map_or_else(|error| error, |()| "serving".to_owned());
@@ -90,5 +97,17 @@ async fn check(channel: BackendChannel, service: &str) -> Result<(), String> {
     match response.into_inner().status() {
         ServingStatus::Serving => Ok(()),
         other => Err(format!("not serving: {}", other.as_str_name())),
+    }
+}
+
+/// Fails while `breaker` makes calls fail fast. Once the cooldown ends the
+/// next call probes the backend, so readiness returns without traffic.
+fn circuit_closed(breaker: &Breaker) -> Result<(), String> {
+    match breaker.refusing_for() {
+        Some(left) => Err(format!(
+            "serving, but its circuit is open: calls fail fast for another {} ms",
+            left.as_millis()
+        )),
+        None => Ok(()),
     }
 }

@@ -7,12 +7,14 @@ mod common;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -85,8 +87,17 @@ impl FakeUsers {
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        // The health service reports SERVING for both backends' names, so
+        // readiness depends on the gateway's circuits alone.
+        let (reporter, health) = tonic_health::server::health_reporter();
+        for service in ["user.v1.UserService", "order.v1.OrderService"] {
+            reporter
+                .set_service_status(service, tonic_health::ServingStatus::Serving)
+                .await;
+        }
         tokio::spawn(
             tonic::transport::Server::builder()
+                .add_service(health)
                 .add_service(fake.clone())
                 .serve_with_incoming(TcpListenerStream::new(listener)),
         );
@@ -148,6 +159,16 @@ impl Gateway {
             request = request.header("Idempotency-Key", key);
         }
         request.send().await.unwrap().status()
+    }
+
+    async fn readyz(&self) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap())
     }
 
     async fn metric(&self, series: &str) -> f64 {
@@ -256,12 +277,22 @@ async fn open_circuit_stops_calling_the_backend() {
         resilience.breaker_cooldown = Duration::from_secs(60);
     })
     .await;
+    let (status, body) = gateway.readyz().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     for _ in 0..10 {
         let (status, body) = gateway.get_user(UNKNOWN_USER).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     }
     assert_eq!(fake.calls_of("GetUser"), 3);
+    let (status, body) = gateway.readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let user_service = body["checks"]["user_service"].as_str().unwrap();
+    assert!(
+        user_service.starts_with("serving, but its circuit is open"),
+        "{user_service}"
+    );
+    assert_eq!(body["checks"]["order_service"], "serving");
     let opened = "backend_circuit_transitions_total{backend=\"users\",to=\"open\"}";
     assert_eq!(gateway.metric(opened).await, 1.0);
 }
@@ -352,4 +383,53 @@ async fn backend_timeout_caps_each_call() {
     let timeouts = fake.timeouts.lock().unwrap().clone();
     let millis: u64 = timeouts[0].trim_end_matches('m').parse().unwrap();
     assert!((1..=300).contains(&millis), "grpc-timeout {}", timeouts[0]);
+}
+
+/// Starts a listener that accepts connections, reads until the client
+/// pauses for 100 ms, and closes them without a response, as a backend
+/// that dies while handling a call does. Returns the count of accepted
+/// connections and the URL.
+async fn start_hang_up() -> (Arc<AtomicUsize>, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = [0_u8; 4096];
+                let pause = Duration::from_millis(100);
+                for _ in 0..50 {
+                    match tokio::time::timeout(pause, socket.read(&mut buffer)).await {
+                        Ok(Ok(read)) if read > 0 => {}
+                        _ => break,
+                    }
+                }
+            });
+        }
+    });
+    (accepted, url)
+}
+
+#[tokio::test]
+async fn call_without_response_fails_with_unavailable() {
+    let (accepted, url) = start_hang_up().await;
+    let gateway = Gateway::start(&url, strict_budget).await;
+
+    let status = gateway.create_user("rani@example.com", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "a write whose request left must not be sent again"
+    );
+
+    let (status, body) = gateway.get_user(UNKNOWN_USER).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "UNAVAILABLE");
+    assert!(
+        accepted.load(Ordering::SeqCst) > 2,
+        "a read without response is retried"
+    );
 }

@@ -30,6 +30,7 @@ use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 use tower_service::Service;
 
+use crate::errors::with_sources;
 use crate::tls::client::Target;
 use crate::tls::{ChannelError, ClientTlsSettings};
 
@@ -106,6 +107,15 @@ struct Member {
 }
 
 impl Member {
+    /// Wraps the error of a call that got no response in UNAVAILABLE, with
+    /// the address in its message and `error` as its source.
+    fn unavailable(&self, error: BoxError) -> BoxError {
+        let text = format!("{}: {}", self.address, with_sources(&*error));
+        let mut status = tonic::Status::unavailable(text);
+        status.set_source(Arc::from(error));
+        Box::new(status)
+    }
+
     /// Takes the address out of the rotation after a call failed without a
     /// response, logging the first failure.
     fn mark_unreachable(&self, server: &str, error: &(dyn std::error::Error + 'static)) {
@@ -113,27 +123,11 @@ impl Member {
             tracing::warn!(
                 server,
                 address = %self.address,
-                error = %describe(error),
+                error = %with_sources(error),
                 "call failed without a response; the address leaves the rotation until a health check passes"
             );
         }
     }
-}
-
-/// Formats `error` with its sources, such as "transport error: tcp
-/// connect error: Connection refused".
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(current) = source {
-        let part = current.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = current.source();
-    }
-    text
 }
 
 impl BackendChannel {
@@ -236,10 +230,10 @@ impl Spread {
         };
         // A gRPC error status arrives as a response; an error here means the
         // call got no response at all.
-        if let Err(error) = &result {
-            member.mark_unreachable(&self.name, error);
-        }
-        Ok(result?)
+        result.map_err(|error| {
+            member.mark_unreachable(&self.name, &error);
+            member.unavailable(error.into())
+        })
     }
 
     /// Returns the next reachable address in turn, or the address whose

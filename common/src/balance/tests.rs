@@ -187,6 +187,19 @@ async fn address_without_listener_never_takes_a_call() {
 }
 
 #[tokio::test]
+async fn failed_call_names_its_address() {
+    let closed = closed_address().await;
+    let lookup = TestLookup::new(Ok(vec![closed]));
+    let channel = lookup.channel("http://localhost:50051");
+
+    let status = probe(&channel).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    let message = status.message();
+    assert!(message.starts_with(&format!("{closed}: ")), "{message}");
+    assert!(message.contains("Connection refused"), "{message}");
+}
+
+#[tokio::test]
 async fn address_that_never_responds_takes_no_call() {
     let server = start_server(ServingStatus::Serving).await;
     // Accepts connections and never reads from them.

@@ -99,6 +99,14 @@ impl Breaker {
         self.inner.lock().expect("breaker lock").state
     }
 
+    /// Time for which calls still fail fast, while the circuit is open and
+    /// its cooldown runs.
+    pub fn refusing_for(&self) -> Option<Duration> {
+        let inner = self.inner.lock().expect("breaker lock");
+        let left = inner.open_until.saturating_duration_since(Instant::now());
+        (inner.state == State::Open && !left.is_zero()).then_some(left)
+    }
+
     /// Returns a permit, or `None` when the call must fail fast.
     pub fn admit(self: &Arc<Self>) -> Option<Permit> {
         let mut inner = self.inner.lock().expect("breaker lock");

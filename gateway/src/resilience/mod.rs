@@ -5,10 +5,13 @@
 //! the time left of the request's budget as its gRPC deadline, and fails
 //! fast while the backend's circuit is open. A call that failed with
 //! `UNAVAILABLE` is retried when it is safe to repeat: a read (`Get*`,
-//! `List*`, `BatchGet*`, `HealthCheck`), or a write that carries its
-//! idempotency key and is marked with [`RetryableWrite`]. Retries wait a
-//! jittered, doubling pause and draw on a budget that grows with the
+//! `List*`, `BatchGet*`, `HealthCheck`), a write that carries its
+//! idempotency key and is marked with [`RetryableWrite`], or any call whose
+//! connection could not be opened, since its request never left. Retries
+//! wait a jittered, doubling pause and draw on a budget that grows with the
 //! calls made, so retries cannot multiply the load on a failing backend.
+//! A call that ends without any response, such as one whose backend died
+//! while handling it, fails with `UNAVAILABLE`.
 
 pub mod breaker;
 pub mod deadline;
@@ -163,6 +166,12 @@ impl<S> Resilient<S> {
             }),
         }
     }
+
+    /// Returns the backend's circuit breaker, shared by the clones of this
+    /// layer.
+    pub fn breaker(&self) -> Arc<Breaker> {
+        Arc::clone(&self.policy.breaker)
+    }
 }
 
 impl<S, ResBody> Service<http::Request<Body>> for Resilient<S>
@@ -193,14 +202,20 @@ enum Attempt<R> {
     /// Final: a response other than UNAVAILABLE (business errors such as
     /// NOT_FOUND included), a timeout, or a refusal by the open circuit.
     Done(Result<R, BoxError>),
-    /// UNAVAILABLE, or no response at all: worth a retry.
+    /// UNAVAILABLE, or no response at all: worth a retry when the call is
+    /// safe to repeat.
     Unavailable(Result<R, BoxError>),
+    /// The connection could not be opened, so the request never left:
+    /// worth a retry whatever the call.
+    NotSent(Result<R, BoxError>),
 }
 
 impl<R> Attempt<R> {
     fn into_result(self) -> Result<R, BoxError> {
         match self {
-            Attempt::Done(result) | Attempt::Unavailable(result) => result,
+            Attempt::Done(result) | Attempt::Unavailable(result) | Attempt::NotSent(result) => {
+                result
+            }
         }
     }
 }
@@ -219,13 +234,8 @@ impl Policy {
         let deadline = deadline::current();
         let retryable = is_retryable(&request);
         self.budget.deposit();
-        if !retryable {
-            return self
-                .attempt(&mut inner, request, deadline)
-                .await
-                .into_result();
-        }
-
+        // Unary bodies are one small message, so holding it lets any call be
+        // sent again after its connection attempt failed.
         let (parts, body) = request.into_parts();
         let body = body
             .collect()
@@ -235,9 +245,10 @@ impl Policy {
         let mut retries = 0;
         loop {
             let request = rebuild(&parts, body.clone());
-            let outcome = self.attempt(&mut inner, request, deadline).await;
-            let Attempt::Unavailable(result) = outcome else {
-                return outcome.into_result();
+            let result = match self.attempt(&mut inner, request, deadline).await {
+                Attempt::NotSent(result) => result,
+                Attempt::Unavailable(result) if retryable => result,
+                outcome => return outcome.into_result(),
             };
             if retries >= self.settings.retry_max {
                 return result;
@@ -304,10 +315,29 @@ impl Policy {
             },
             None => call.await,
         };
-        let code = match &result {
-            Ok(response) => grpc_status(response.headers()),
-            Err(_) => Some(tonic::Code::Unavailable),
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                permit.failed();
+                // The channel's own timer, set from `grpc-timeout`, can fire
+                // before the one above.
+                if error_chain(&*error).any(|error| error.is::<tonic::TimeoutExpired>()) {
+                    return Attempt::Done(Err(deadline_error()));
+                }
+                let not_sent = connection_failed(&*error);
+                let result = Err(self.no_response(error));
+                return if not_sent {
+                    Attempt::NotSent(result)
+                } else {
+                    Attempt::Unavailable(result)
+                };
+            }
         };
+        let result = Ok(response);
+        let code = result
+            .as_ref()
+            .ok()
+            .and_then(|response| grpc_status(response.headers()));
         match code {
             Some(tonic::Code::Unavailable) => {
                 permit.failed();
@@ -322,6 +352,20 @@ impl Policy {
                 Attempt::Done(result)
             }
         }
+    }
+
+    /// Turns the error of a call that got no response into UNAVAILABLE,
+    /// which the client maps to 503, unless it already is a gRPC status.
+    /// Without this, tonic reports a broken connection as UNKNOWN.
+    fn no_response(&self, error: BoxError) -> BoxError {
+        if error.is::<tonic::Status>() {
+            return error;
+        }
+        status_error(tonic::Status::unavailable(format!(
+            "the {} backend gave no response: {}",
+            self.backend,
+            lintas_common::errors::with_sources(&*error)
+        )))
     }
 
     fn pause(&self, retries: u32) -> Duration {
@@ -346,6 +390,19 @@ fn is_retryable(request: &http::Request<Body>) -> bool {
         .iter()
         .any(|prefix| method.starts_with(prefix));
     read || request.extensions().get::<RetryableWrite>().is_some()
+}
+
+/// Checks whether `error` arose while opening the connection, before the
+/// request was written.
+fn connection_failed(error: &(dyn std::error::Error + 'static)) -> bool {
+    error_chain(error).any(|error| error.is::<tonic::ConnectError>())
+}
+
+/// Iterates over `error` and its sources.
+fn error_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |error| error.source())
 }
 
 fn rebuild(parts: &http::request::Parts, body: Bytes) -> http::Request<Body> {
@@ -383,3 +440,6 @@ fn deadline_error() -> BoxError {
         "the backend did not respond within the call timeout or the request's time budget",
     ))
 }
+
+#[cfg(test)]
+mod tests;

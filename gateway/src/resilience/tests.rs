@@ -1,0 +1,176 @@
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use prometheus::Registry;
+
+use super::*;
+
+/// What the scripted backend does with one call.
+enum Reply {
+    /// Responds with this gRPC status code.
+    Status(tonic::Code),
+    /// Fails while connecting, before the request is written.
+    ConnectFails,
+    /// Fails after the request was written, without a response.
+    ConnectionReset,
+    /// Fails as the channel does when the call's `grpc-timeout` ran out.
+    TimesOut,
+}
+
+/// A backend that follows a script, one reply per call, and counts calls.
+#[derive(Clone)]
+struct Scripted {
+    replies: Arc<Mutex<VecDeque<Reply>>>,
+    calls: Arc<Mutex<usize>>,
+}
+
+impl Scripted {
+    fn new(replies: impl IntoIterator<Item = Reply>) -> Self {
+        Self {
+            replies: Arc::new(Mutex::new(replies.into_iter().collect())),
+            calls: Arc::default(),
+        }
+    }
+
+    fn calls(&self) -> usize {
+        *self.calls.lock().unwrap()
+    }
+}
+
+impl Service<http::Request<Body>> for Scripted {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<Body>) -> Self::Future {
+        *self.calls.lock().unwrap() += 1;
+        let reply = self.replies.lock().unwrap().pop_front();
+        Box::pin(async move {
+            match reply.expect("the script has a reply for every call") {
+                Reply::Status(code) => Ok(http::Response::builder()
+                    .header("grpc-status", (code as i32).to_string())
+                    .body(Body::empty())
+                    .unwrap()),
+                Reply::ConnectFails => {
+                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    Err(Box::new(tonic::ConnectError(Box::new(refused))) as BoxError)
+                }
+                Reply::TimesOut => Err(Box::new(tonic::TimeoutExpired(())) as BoxError),
+                Reply::ConnectionReset => {
+                    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                    Err(Box::new(reset) as BoxError)
+                }
+            }
+        })
+    }
+}
+
+fn resilient(backend: &Scripted) -> Resilient<Scripted> {
+    let settings = ResilienceSettings {
+        retry_backoff: Duration::from_millis(1),
+        ..ResilienceSettings::default()
+    };
+    let metrics = ResilienceMetrics::new(&Registry::new()).unwrap();
+    Resilient::new(
+        backend.clone(),
+        "users",
+        Duration::from_secs(1),
+        &settings,
+        &metrics,
+    )
+}
+
+async fn call(backend: &Scripted, method: &str) -> Result<http::Response<Body>, BoxError> {
+    let request = http::Request::builder()
+        .uri(format!("http://users/user.v1.UserService/{method}"))
+        .body(Body::empty())
+        .unwrap();
+    resilient(backend).oneshot(request).await
+}
+
+fn status_of(result: Result<http::Response<Body>, BoxError>) -> tonic::Status {
+    let error = result.expect_err("the call failed");
+    *error
+        .downcast::<tonic::Status>()
+        .expect("the error is a gRPC status")
+}
+
+#[tokio::test]
+async fn write_whose_connection_failed_is_sent_again() {
+    let backend = Scripted::new([Reply::ConnectFails, Reply::Status(tonic::Code::Ok)]);
+    let response = call(&backend, "CreateUser").await.unwrap();
+    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    assert_eq!(backend.calls(), 2);
+}
+
+#[tokio::test]
+async fn write_without_response_is_not_sent_again() {
+    let backend = Scripted::new([Reply::ConnectionReset, Reply::Status(tonic::Code::Ok)]);
+    let status = status_of(call(&backend, "CreateUser").await);
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        status
+            .message()
+            .starts_with("the users backend gave no response: "),
+        "{}",
+        status.message()
+    );
+    assert_eq!(backend.calls(), 1);
+}
+
+#[tokio::test]
+async fn unavailable_write_is_not_sent_again() {
+    let backend = Scripted::new([
+        Reply::Status(tonic::Code::Unavailable),
+        Reply::Status(tonic::Code::Ok),
+    ]);
+    let response = call(&backend, "CreateUser").await.unwrap();
+    assert_eq!(
+        grpc_status(response.headers()),
+        Some(tonic::Code::Unavailable)
+    );
+    assert_eq!(backend.calls(), 1);
+}
+
+#[tokio::test]
+async fn read_without_response_is_retried() {
+    let backend = Scripted::new([Reply::ConnectionReset, Reply::Status(tonic::Code::Ok)]);
+    let response = call(&backend, "GetUser").await.unwrap();
+    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    assert_eq!(backend.calls(), 2);
+}
+
+#[tokio::test]
+async fn failed_connections_stop_after_the_retry_limit() {
+    let backend = Scripted::new(std::iter::repeat_with(|| Reply::ConnectFails).take(5));
+    let status = status_of(call(&backend, "CreateUser").await);
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        backend.calls(),
+        1 + ResilienceSettings::default().retry_max as usize
+    );
+}
+
+#[tokio::test]
+async fn channel_timeout_is_a_deadline_without_retry() {
+    let backend = Scripted::new([Reply::TimesOut, Reply::Status(tonic::Code::Ok)]);
+    let status = status_of(call(&backend, "GetUser").await);
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+    assert_eq!(backend.calls(), 1);
+}
+
+#[test]
+fn connection_failure_is_found_under_other_errors() {
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    let connect = tonic::ConnectError(Box::new(refused));
+    let mut status = tonic::Status::unavailable("127.0.0.1:1: tcp connect error");
+    status.set_source(Arc::new(connect));
+    assert!(connection_failed(&status));
+
+    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    assert!(!connection_failed(&reset));
+}
