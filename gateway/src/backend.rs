@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use lintas_common::balance::{BackendChannel, Balance};
+use lintas_common::balance::{BackendChannel, Balance, register_address_gauge};
 use lintas_common::metadata::{CALLER_ROLE_KEY, CALLER_SUBJECT_KEY, REQUEST_ID_KEY};
 use lintas_common::tls::ClientTlsSettings;
 use lintas_proto::order::v1::order_service_client::OrderServiceClient;
@@ -75,6 +75,10 @@ impl Backends {
              BACKEND_TLS_CA, BACKEND_TLS_CERT, BACKEND_TLS_KEY)",
         )?;
         let resilience = ResilienceMetrics::new(metrics.registry())?;
+        register_address_gauge(
+            metrics.registry(),
+            &[("users", &user_channel), ("orders", &order_channel)],
+        )?;
         let stack = |channel: &BackendChannel, name, settings: &BackendSettings| {
             Resilient::new(
                 TracedChannel::new(channel.clone(), None),

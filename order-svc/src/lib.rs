@@ -193,6 +193,7 @@ pub async fn serve(
         settings.user_service_balance,
         settings.user_service_timeout,
         client_metrics,
+        &settings.registry,
     )
     .context(
         "invalid user service client settings (USER_SERVICE_URL, USER_SERVICE_BALANCE, USER_SERVICE_TLS_CA, \

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use lintas_common::balance::{BackendChannel, Balance};
+use lintas_common::balance::{BackendChannel, Balance, register_address_gauge};
 use lintas_common::metadata::REQUEST_ID_KEY;
-use lintas_common::tls::{ChannelError, ClientTlsSettings};
+use lintas_common::tls::ClientTlsSettings;
 use lintas_proto::user::v1::user_service_client::UserServiceClient;
 use lintas_proto::user::v1::{GetUserRequest, UserStatus};
 use lintas_telemetry::grpc::{RpcMetrics, TracedChannel};
@@ -55,11 +55,13 @@ impl UserDirectory {
         balance: Balance,
         timeout: Duration,
         metrics: RpcMetrics,
-    ) -> Result<Self, ChannelError> {
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<Self> {
         let channel =
             BackendChannel::connect_lazy(url, tls, allow_plaintext, balance, move |endpoint| {
                 endpoint.connect_timeout(timeout).timeout(timeout)
             })?;
+        register_address_gauge(registry, &[("users", &channel)])?;
         Ok(Self {
             channel: TracedChannel::new(channel, Some(metrics)),
             timeout,

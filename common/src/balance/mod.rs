@@ -34,7 +34,10 @@ use crate::errors::with_sources;
 use crate::tls::client::Target;
 use crate::tls::{ChannelError, ClientTlsSettings};
 
+mod metrics;
 mod resolver;
+
+pub use metrics::register_address_gauge;
 
 /// Error of a call through a [`BackendChannel`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -356,3 +356,74 @@ fn balance_from_mode_names() {
         "unknown balance \"round-robin\": expected single or dns"
     );
 }
+
+/// Reads `backend_addresses{backend="users"}` of `state` from `registry`.
+fn address_gauge(registry: &prometheus::Registry, state: &str) -> Option<i64> {
+    registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == "backend_addresses")
+        .flat_map(|family| family.get_metric())
+        .find(|metric| {
+            let labels: Vec<_> = metric
+                .get_label()
+                .iter()
+                .map(|label| (label.name(), label.value()))
+                .collect();
+            labels.contains(&("backend", "users")) && labels.contains(&("state", state))
+        })
+        .map(|metric| metric.get_gauge().get_value() as i64)
+}
+
+#[tokio::test]
+async fn address_gauge_counts_reachable_addresses() {
+    let server = start_server(ServingStatus::Serving).await;
+    let closed = closed_address().await;
+    let lookup = TestLookup::new(Ok(vec![closed, server.address]));
+    let channel = lookup.channel("http://localhost:50051");
+    let registry = prometheus::Registry::new();
+    register_address_gauge(&registry, &[("users", &channel)]).unwrap();
+
+    let counts = || {
+        (
+            address_gauge(&registry, "reachable"),
+            address_gauge(&registry, "unreachable"),
+        )
+    };
+    let mut seen = counts();
+    for _ in 0..PATIENCE {
+        if seen == (Some(1), Some(1)) {
+            break;
+        }
+        tokio::time::sleep(REFRESH).await;
+        seen = counts();
+    }
+    assert_eq!(seen, (Some(1), Some(1)));
+
+    lookup.set_result(Ok(vec![server.address]));
+    for _ in 0..PATIENCE {
+        seen = counts();
+        if seen.1 == Some(0) {
+            break;
+        }
+        tokio::time::sleep(REFRESH).await;
+    }
+    assert_eq!(seen, (Some(1), Some(0)));
+}
+
+#[tokio::test]
+async fn address_gauge_skips_single_channels() {
+    let channel = BackendChannel::connect_lazy(
+        "http://127.0.0.1:50051",
+        None,
+        false,
+        Balance::Single,
+        |endpoint| endpoint,
+    )
+    .unwrap();
+    let registry = prometheus::Registry::new();
+    register_address_gauge(&registry, &[("users", &channel)]).unwrap();
+
+    assert_eq!(address_gauge(&registry, "reachable"), None);
+    assert_eq!(address_gauge(&registry, "unreachable"), None);
+}
