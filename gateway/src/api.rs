@@ -486,6 +486,7 @@ impl Api {
         call: &Call,
         user_ids: Vec<String>,
         limit: i32,
+        with_details: bool,
     ) -> Result<Vec<(String, Vec<Order>)>, ApiError> {
         for user_id in &user_ids {
             authorize(&call.caller, Action::ReadOrdersOf { user_id })?;
@@ -496,6 +497,7 @@ impl Api {
             order_pb::ListOrdersByUsersRequest {
                 user_ids,
                 limit_per_user: limit,
+                omit_details: !with_details,
             },
         );
         let response = self

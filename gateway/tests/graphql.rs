@@ -311,6 +311,40 @@ async fn page_of_users_with_orders_is_batched() {
 }
 
 #[tokio::test]
+async fn page_loads_order_details_only_when_selected() {
+    let platform = start().await;
+    for index in 0..3 {
+        let user = platform
+            .create_user(&format!("Detail {index}"), &format!("d{index}@example.com"))
+            .await;
+        platform
+            .create_order(user["id"].as_str().unwrap(), 100 + index)
+            .await;
+    }
+    let metric = "gateway_backend_calls_total{method=\"order.v1.OrderService/ListOrdersByUsers\"}";
+    let before = platform.metric(metric).await;
+
+    // The same `first` twice: the call without details cannot serve the
+    // selection with items, which a fragment hides one level down.
+    let query = "{ users(first: 3) { nodes { plain: orders(first: 5) { id total } \
+                 full: orders(first: 5) { id total ...Lines } } } } \
+                 fragment Lines on Order { items { sku quantity } payments { id } }";
+    let response = platform.graphql(query, json!({})).await;
+    assert!(response["errors"].is_null(), "{response}");
+
+    let nodes = response["data"]["users"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        let full = node["full"].as_array().unwrap();
+        assert_eq!(full.len(), 1, "{node}");
+        assert_eq!(full[0]["items"].as_array().unwrap().len(), 1, "{node}");
+        assert_eq!(node["plain"][0]["id"], full[0]["id"]);
+        assert_eq!(node["plain"][0]["total"], full[0]["total"]);
+    }
+    assert_eq!(platform.metric(metric).await - before, 2.0);
+}
+
+#[tokio::test]
 async fn concurrent_pages_load_orders_once_each() {
     let platform = start().await;
     for index in 0..80 {

@@ -253,7 +253,7 @@ impl OrderService for OrderApi {
         let query = validate::by_users_request(request.get_ref())?;
         let mut pages = self
             .store
-            .newest_per_user(&query.user_ids, query.limit_per_user)
+            .newest_per_user(&query.user_ids, query.limit_per_user, query.omit_details)
             .await
             .map_err(|error| status_from_store(error, &request_id))?;
         let results = query

@@ -217,13 +217,15 @@ impl OrderStore {
         Ok(Page { orders, next })
     }
 
-    /// Returns up to `limit` newest orders of each user, keyed by user id.
-    /// Users without orders are missing from the map.
+    /// Returns up to `limit` newest orders of each user, keyed by user id,
+    /// with empty items and payments when `omit_details`. Users without
+    /// orders are missing from the map.
     #[tracing::instrument(name = "db.orders.newest_per_user", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "SELECT"))]
     pub async fn newest_per_user(
         &self,
         user_ids: &[Uuid],
         limit: i64,
+        omit_details: bool,
     ) -> Result<HashMap<String, UserOrdersPage>, StoreError> {
         // Ranks each user's orders newest first and keeps one row more than
         // `limit`, which shows whether the user has more.
@@ -249,7 +251,13 @@ impl OrderStore {
                 rows.push(row);
             }
         }
-        let orders = with_details(&mut transaction, rows).await?;
+        let orders = if omit_details {
+            rows.into_iter()
+                .map(|row| row.into_order(Vec::new(), Vec::new()))
+                .collect()
+        } else {
+            with_details(&mut transaction, rows).await?
+        };
         transaction.commit().await?;
 
         let mut pages: HashMap<String, UserOrdersPage> = HashMap::new();

@@ -109,6 +109,8 @@ pub struct UsersQuery {
     /// Distinct user ids, in the order first given.
     pub user_ids: Vec<Uuid>,
     pub limit_per_user: i64,
+    /// Whether to leave out the items and payments.
+    pub omit_details: bool,
 }
 
 impl StatusChange {
@@ -376,6 +378,7 @@ pub fn by_users_request(request: &ListOrdersByUsersRequest) -> Result<UsersQuery
     Ok(UsersQuery {
         user_ids,
         limit_per_user,
+        omit_details: request.omit_details,
     })
 }
 
@@ -978,6 +981,7 @@ mod tests {
         let request = ListOrdersByUsersRequest {
             user_ids: vec![first.clone(), second.clone(), first.clone()],
             limit_per_user: 0,
+            ..Default::default()
         };
         let query = by_users_request(&request).unwrap();
         assert_eq!(query.user_ids.len(), 2);
@@ -993,6 +997,7 @@ mod tests {
                 ListOrdersByUsersRequest {
                     user_ids: vec![first.clone(); 101],
                     limit_per_user: 1,
+                    ..Default::default()
                 },
                 "user_ids: must have at most 100 ids, got 101",
             ),
@@ -1000,6 +1005,7 @@ mod tests {
                 ListOrdersByUsersRequest {
                     user_ids: vec![first.clone(), "x".into()],
                     limit_per_user: 1,
+                    ..Default::default()
                 },
                 "user_ids[1]: not a valid UUID",
             ),
@@ -1007,6 +1013,7 @@ mod tests {
                 ListOrdersByUsersRequest {
                     user_ids: vec![first.clone()],
                     limit_per_user: 101,
+                    ..Default::default()
                 },
                 "limit_per_user: must be between 1 and 100, got 101",
             ),

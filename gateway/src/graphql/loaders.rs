@@ -46,11 +46,13 @@ impl Loader<String> for UserLoader {
     }
 }
 
-/// Key of [`OrdersLoader`]: a user and how many of their newest orders to load.
+/// Key of [`OrdersLoader`]: a user, how many of their newest orders to
+/// load, and whether with their items and payments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserOrdersKey {
     pub user_id: String,
     pub limit: i32,
+    pub with_details: bool,
 }
 
 /// Loads each user's newest orders through `ListOrdersByUsers`, one call per
@@ -68,24 +70,29 @@ impl Loader<UserOrdersKey> for OrdersLoader {
         &self,
         keys: &[UserOrdersKey],
     ) -> Result<HashMap<UserOrdersKey, Vec<Order>>, Self::Error> {
-        let mut by_limit: HashMap<i32, Vec<String>> = HashMap::new();
+        let mut by_call: HashMap<(i32, bool), Vec<String>> = HashMap::new();
         for key in keys {
-            by_limit
-                .entry(key.limit)
+            by_call
+                .entry((key.limit, key.with_details))
                 .or_default()
                 .push(key.user_id.clone());
         }
 
         let mut loaded = HashMap::with_capacity(keys.len());
-        for (limit, user_ids) in by_limit {
+        for ((limit, with_details), user_ids) in by_call {
             for chunk in user_ids.chunks(100) {
                 let results = self
                     .api
-                    .orders_of_users(&self.call, chunk.to_vec(), limit)
+                    .orders_of_users(&self.call, chunk.to_vec(), limit, with_details)
                     .await
                     .map_err(Arc::new)?;
                 for (user_id, orders) in results {
-                    loaded.insert(UserOrdersKey { user_id, limit }, orders);
+                    let key = UserOrdersKey {
+                        user_id,
+                        limit,
+                        with_details,
+                    };
+                    loaded.insert(key, orders);
                 }
             }
         }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use async_graphql::{Context, Value};
+use async_graphql::{Context, Lookahead, Value};
 
 use super::loaders::{OrdersDataLoader, UserDataLoader, UserOrdersKey};
 use crate::model::{Order, User};
@@ -18,18 +18,20 @@ use crate::model::{Order, User};
 pub const DEFAULT_ORDERS_PER_USER: i32 = 10;
 
 /// Loads the orders of every user on the page when the query selects
-/// `nodes { orders }`, once per distinct `first` argument.
+/// `nodes { orders }`, once per distinct `first` argument and choice of
+/// details.
 pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32) {
     if users.is_empty() {
         return;
     }
-    let mut limits = BTreeSet::new();
+    let mut calls = BTreeSet::new();
     for field in ctx
         .look_ahead()
         .field("nodes")
         .field("orders")
         .selection_fields()
     {
+        let with_details = selects_details(&Lookahead::from(field));
         let first = field.arguments().ok().and_then(|arguments| {
             arguments
                 .into_iter()
@@ -44,15 +46,16 @@ pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32
         if let Ok(limit) = i32::try_from(limit)
             && (1..=max_per_user).contains(&limit)
         {
-            limits.insert(limit);
+            calls.insert((limit, with_details));
         }
     }
-    let keys: Vec<UserOrdersKey> = limits
+    let keys: Vec<UserOrdersKey> = calls
         .into_iter()
-        .flat_map(|limit| {
+        .flat_map(|(limit, with_details)| {
             users.iter().map(move |user| UserOrdersKey {
                 user_id: user.id.to_string(),
                 limit,
+                with_details,
             })
         })
         .collect();
@@ -62,6 +65,12 @@ pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32
     let loader = ctx.data_unchecked::<OrdersDataLoader>();
     // A failure is not cached, so each nested resolver reports it again.
     let _ = loader.load_many(keys).await;
+}
+
+/// Checks whether a selection of `User.orders` includes items or payments,
+/// which only a call with details fills.
+pub fn selects_details(orders: &Lookahead<'_>) -> bool {
+    orders.field("items").exists() || orders.field("payments").exists()
 }
 
 /// Loads the user of every order on the page when the query selects

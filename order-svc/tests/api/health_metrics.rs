@@ -263,6 +263,7 @@ async fn every_response_carries_request_id() {
             ListOrdersByUsersRequest {
                 user_ids: vec![user_id.clone()],
                 limit_per_user: 1,
+                ..Default::default()
             },
             "id-by-users",
         ))

@@ -603,6 +603,7 @@ async fn list_orders_by_users_groups_newest_orders() {
                 seeded.user_a.clone(),
             ],
             limit_per_user: 2,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -625,11 +626,33 @@ async fn list_orders_by_users_groups_newest_orders() {
     let first_of_b = app.get_order(&response.results[1].orders[0].id).await;
     assert_eq!(response.results[1].orders[0], first_of_b);
 
+    let summaries = app
+        .orders
+        .list_orders_by_users(ListOrdersByUsersRequest {
+            user_ids: vec![seeded.user_b.clone()],
+            limit_per_user: 2,
+            omit_details: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = &summaries.results[0].orders[0];
+    assert!(summary.items.is_empty());
+    assert!(summary.payments.is_empty());
+    let whole = Order {
+        items: Vec::new(),
+        payments: Vec::new(),
+        ..first_of_b.clone()
+    };
+    assert_eq!(*summary, whole);
+    assert!(!first_of_b.items.is_empty());
+
     let everything = app
         .orders
         .list_orders_by_users(ListOrdersByUsersRequest {
             user_ids: vec![seeded.user_b.clone()],
             limit_per_user: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -647,6 +670,7 @@ async fn list_orders_by_users_groups_newest_orders() {
         .list_orders_by_users(ListOrdersByUsersRequest {
             user_ids: vec![seeded.user_a.clone(), "bad".into()],
             limit_per_user: 1,
+            ..Default::default()
         })
         .await;
     assert_rejected(
