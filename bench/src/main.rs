@@ -174,6 +174,12 @@ async fn measure(
     );
     let ids = seed::users(&platform.user_address, args.users as usize, &tag).await?;
     seed::orders(&platform.order_address, &ids, args.orders as usize).await?;
+    // Autovacuum collects statistics only a minute or more after the seed,
+    // and without them PostgreSQL scans every order for each page.
+    println!("==> analyzing the databases");
+    for database in ["lintas_users", "lintas_orders"] {
+        platform.postgres.analyze(database, artifacts).await?;
+    }
     let ids_file = artifacts.join("user-ids.txt");
     std::fs::write(&ids_file, ids.join("\n") + "\n")?;
 

@@ -91,6 +91,23 @@ impl Postgres {
         .with_context(|| format!("failed to create database {name}"))
     }
 
+    /// Collects the planner's statistics of every table of `database`, as
+    /// autovacuum does a while after the tables change.
+    pub async fn analyze(&self, database: &str, artifacts: &Path) -> anyhow::Result<()> {
+        let spec = Spec::new("vacuumdb", self.bin.join("vacuumdb"))
+            .arg("--analyze-only")
+            .arg("--host=127.0.0.1")
+            .arg(format!("--port={}", self.port))
+            .arg("--username=postgres")
+            .arg(format!("--dbname={database}"));
+        spec.run_to_end(
+            &artifacts.join("postgres-setup.log"),
+            Duration::from_secs(60),
+        )
+        .await
+        .with_context(|| format!("failed to analyze database {database}"))
+    }
+
     /// Stops the server (fast shutdown) and copies its log to the artifacts.
     pub async fn stop(&mut self, artifacts: &Path) -> anyhow::Result<()> {
         if !self.running {
