@@ -65,7 +65,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let telemetry = lintas_telemetry::init(&TelemetryConfig::from_env("lintas", args.log_format)?)?;
-    lintas_common::memory::disable_transparent_huge_pages();
+    lintas_common::memory::apply_process_settings();
 
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("failed to create data folder {}", args.data_dir.display()))?;

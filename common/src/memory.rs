@@ -1,5 +1,44 @@
 //! Process-wide memory settings that each binary applies at start-up.
 
+/// mimalloc's index of its `purge_delay` option in `mi_option_t`, which the
+/// bindings of libmimalloc-sys 0.1.49 do not name.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Variable through which mimalloc reads `purge_delay` from the
+/// environment at start-up.
+const PURGE_DELAY_VARIABLE: &str = "MIMALLOC_PURGE_DELAY";
+
+/// Delay after which mimalloc returns freed memory to the kernel; its own
+/// default is one second.
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
+
+/// Applies [`disable_transparent_huge_pages`] and
+/// [`shorten_purge_delay`].
+pub fn apply_process_settings() {
+    disable_transparent_huge_pages();
+    shorten_purge_delay();
+}
+
+/// Makes mimalloc return freed memory to the kernel after
+/// [`PURGE_DELAY_MS`] rather than one second, unless `MIMALLOC_PURGE_DELAY`
+/// sets a delay.
+///
+/// NOTE: measured in `lintas-bench` at 1,000 connections on a 2-core
+/// machine shared with a build: the gateway's peak RSS was 59.5 to 64.9 MiB
+/// with the default (five runs), 58.4 and 59.3 MiB with 100 ms, and 55.0 to
+/// 60.3 MiB with 0 ms, where two more runs out of five had Redis calls time
+/// out and the cache bypassed. CPU per request stayed within the spread.
+#[allow(unsafe_code)]
+pub fn shorten_purge_delay() {
+    if std::env::var_os(PURGE_DELAY_VARIABLE).is_some() {
+        return;
+    }
+    // SAFETY: mi_option_set stores a value in mimalloc's option table,
+    // which mimalloc reads on later purges. It ignores an index out of
+    // range.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+}
+
 /// Stops the kernel from backing this process's memory with transparent
 /// huge pages, and logs a warning when the kernel rejects the request.
 ///
@@ -18,8 +57,26 @@ pub fn disable_transparent_huge_pages() {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
+    #[test]
+    #[allow(unsafe_code)]
+    fn purge_delay_becomes_shorter() {
+        // SAFETY: mi_option_get reads mimalloc's option table.
+        let read = || unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        if std::env::var_os(super::PURGE_DELAY_VARIABLE).is_none() {
+            // mimalloc's default, which shows that the index is right.
+            assert_eq!(read(), 1000);
+        }
+
+        super::shorten_purge_delay();
+
+        if std::env::var_os(super::PURGE_DELAY_VARIABLE).is_none() {
+            assert_eq!(read(), super::PURGE_DELAY_MS);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
     fn huge_pages_turned_off_for_process() {
         super::disable_transparent_huge_pages();

@@ -235,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let telemetry =
         lintas_telemetry::init(&TelemetryConfig::from_env("gateway", args.log_format)?)?;
-    lintas_common::memory::disable_transparent_huge_pages();
+    lintas_common::memory::apply_process_settings();
 
     let mut settings =
         gateway::Settings::with_backends(&args.user_service_url, &args.order_service_url);

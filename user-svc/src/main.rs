@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let telemetry =
         lintas_telemetry::init(&TelemetryConfig::from_env("user-svc", args.log_format)?)?;
-    lintas_common::memory::disable_transparent_huge_pages();
+    lintas_common::memory::apply_process_settings();
 
     let tls = server_tls(&args);
     let settings = user_svc::Settings {
