@@ -311,7 +311,7 @@ async fn page_of_users_with_orders_is_batched() {
 }
 
 #[tokio::test]
-async fn page_loads_order_details_only_when_selected() {
+async fn merged_orders_fields_come_from_one_call() {
     let platform = start().await;
     for index in 0..3 {
         let user = platform
@@ -324,24 +324,29 @@ async fn page_loads_order_details_only_when_selected() {
     let metric = "gateway_backend_calls_total{method=\"order.v1.OrderService/ListOrdersByUsers\"}";
     let before = platform.metric(metric).await;
 
-    // The same `first` twice: the call without details cannot serve the
-    // selection with items, which a fragment hides one level down.
-    let query = "{ users(first: 3) { nodes { plain: orders(first: 5) { id total } \
-                 full: orders(first: 5) { id total ...Lines } } } } \
-                 fragment Lines on Order { items { sku quantity } payments { id } }";
+    // Both `orders` fields land under one response key, where async-graphql
+    // merges their lists item by item, so they must come from one call.
+    let query = "{ users(first: 3) { nodes { orders(first: 5) { id } \
+                 ... on User { orders(first: 5) { items { sku unitPrice } } } } } }";
     let response = platform.graphql(query, json!({})).await;
     assert!(response["errors"].is_null(), "{response}");
 
     let nodes = response["data"]["users"]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     for node in nodes {
-        let full = node["full"].as_array().unwrap();
-        assert_eq!(full.len(), 1, "{node}");
-        assert_eq!(full[0]["items"].as_array().unwrap().len(), 1, "{node}");
-        assert_eq!(node["plain"][0]["id"], full[0]["id"]);
-        assert_eq!(node["plain"][0]["total"], full[0]["total"]);
+        let order = &node["orders"][0];
+        let id = order["id"].as_str().unwrap();
+        let (status, stored) = platform.get(&format!("/api/v1/orders/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{stored}");
+        assert_eq!(order["items"][0]["sku"], stored["items"][0]["sku"]);
+        assert_eq!(
+            order["items"][0]["unitPrice"].to_string().trim_matches('"'),
+            stored["items"][0]["unit_price"]
+                .to_string()
+                .trim_matches('"')
+        );
     }
-    assert_eq!(platform.metric(metric).await - before, 2.0);
+    assert_eq!(platform.metric(metric).await - before, 1.0);
 }
 
 #[tokio::test]

@@ -193,6 +193,7 @@ pub async fn handle(
             let span = operation_span::span_for(&document, &request);
             let operation = operation_span::root_fields(&document, &request);
             let argument = operation_span::target_argument(&document, &request);
+            request = request.data(prefetch::OrderDetails::of(&document));
             request.set_parsed_query(document);
             (span, operation, argument)
         }

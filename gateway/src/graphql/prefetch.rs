@@ -9,7 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use async_graphql::{Context, Lookahead, Value};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Context, Value};
 
 use super::loaders::{OrdersDataLoader, UserDataLoader, UserOrdersKey};
 use crate::model::{Order, User};
@@ -18,20 +19,19 @@ use crate::model::{Order, User};
 pub const DEFAULT_ORDERS_PER_USER: i32 = 10;
 
 /// Loads the orders of every user on the page when the query selects
-/// `nodes { orders }`, once per distinct `first` argument and choice of
-/// details.
+/// `nodes { orders }`, once per distinct `first` argument.
 pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32) {
     if users.is_empty() {
         return;
     }
-    let mut calls = BTreeSet::new();
+    let with_details = with_details(ctx);
+    let mut limits = BTreeSet::new();
     for field in ctx
         .look_ahead()
         .field("nodes")
         .field("orders")
         .selection_fields()
     {
-        let with_details = selects_details(&Lookahead::from(field));
         let first = field.arguments().ok().and_then(|arguments| {
             arguments
                 .into_iter()
@@ -46,12 +46,12 @@ pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32
         if let Ok(limit) = i32::try_from(limit)
             && (1..=max_per_user).contains(&limit)
         {
-            calls.insert((limit, with_details));
+            limits.insert(limit);
         }
     }
-    let keys: Vec<UserOrdersKey> = calls
+    let keys: Vec<UserOrdersKey> = limits
         .into_iter()
-        .flat_map(|(limit, with_details)| {
+        .flat_map(|limit| {
             users.iter().map(move |user| UserOrdersKey {
                 user_id: user.id.to_string(),
                 limit,
@@ -67,10 +67,53 @@ pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32
     let _ = loader.load_many(keys).await;
 }
 
-/// Checks whether a selection of `User.orders` includes items or payments,
-/// which only a call with details fills.
-pub fn selects_details(orders: &Lookahead<'_>) -> bool {
-    orders.field("items").exists() || orders.field("payments").exists()
+/// Whether the request's document selects `items` or `payments` anywhere,
+/// which only a `ListOrdersByUsers` call with details fills. Every
+/// `User.orders` load of the request follows it, so that two `orders`
+/// fields merged under one response key come from the same call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderDetails(pub bool);
+
+impl OrderDetails {
+    /// Walks every operation and fragment of `document` once, without
+    /// following spreads, since each fragment is walked on its own.
+    pub fn of(document: &ExecutableDocument) -> Self {
+        let mut pending: Vec<&SelectionSet> = document
+            .operations
+            .iter()
+            .map(|(_, operation)| &operation.node.selection_set.node)
+            .chain(
+                document
+                    .fragments
+                    .values()
+                    .map(|fragment| &fragment.node.selection_set.node),
+            )
+            .collect();
+        while let Some(selection_set) = pending.pop() {
+            for selection in &selection_set.items {
+                match &selection.node {
+                    Selection::Field(field) => {
+                        if matches!(field.node.name.node.as_str(), "items" | "payments") {
+                            return Self(true);
+                        }
+                        pending.push(&field.node.selection_set.node);
+                    }
+                    Selection::InlineFragment(fragment) => {
+                        pending.push(&fragment.node.selection_set.node);
+                    }
+                    Selection::FragmentSpread(_) => {}
+                }
+            }
+        }
+        Self(false)
+    }
+}
+
+/// Reads the request's [`OrderDetails`]; with details when the handler set
+/// none.
+pub fn with_details(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<OrderDetails>()
+        .is_none_or(|details| details.0)
 }
 
 /// Loads the user of every order on the page when the query selects
@@ -86,4 +129,35 @@ pub async fn users_of_page(ctx: &Context<'_>, orders: &[Order]) {
     let loader = ctx.data_unchecked::<UserDataLoader>();
     // A failure is not cached, so each nested resolver reports it again.
     let _ = loader.load_many(ids).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderDetails;
+
+    fn details_of(query: &str) -> bool {
+        let document = async_graphql::parser::parse_query(query).unwrap();
+        OrderDetails::of(&document).0
+    }
+
+    #[test]
+    fn details_follow_the_whole_document() {
+        let cases = [
+            ("{ users { nodes { orders { id total } } } }", false),
+            ("{ users { nodes { orders { id items { sku } } } } }", true),
+            ("{ me { orders { payments { id } } } }", true),
+            ("{ me { ... on User { orders { items { sku } } } } }", true),
+            (
+                "{ me { orders { ...Lines } } } fragment Lines on Order { items { sku } }",
+                true,
+            ),
+            (
+                "{ me { orders { ...Brief } } } fragment Brief on Order { id }",
+                false,
+            ),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(details_of(query), expected, "{query}");
+        }
+    }
 }

@@ -208,7 +208,7 @@ impl User {
         let key = UserOrdersKey {
             user_id: self.id.to_string(),
             limit,
-            with_details: prefetch::selects_details(&ctx.look_ahead()),
+            with_details: prefetch::with_details(ctx),
         };
         let loader = ctx.data_unchecked::<OrdersDataLoader>();
         let orders = loader
