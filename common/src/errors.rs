@@ -16,6 +16,21 @@ pub fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Formats a gRPC status as its message followed by its sources, without
+/// the code and the debug form of the source that its `Display` adds.
+pub fn status_text(status: &tonic::Status) -> String {
+    let message = status.message();
+    let Some(source) = std::error::Error::source(status) else {
+        return message.to_owned();
+    };
+    let sources = with_sources(source);
+    if sources.contains(message) {
+        sources
+    } else {
+        format!("{message}: {sources}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +60,22 @@ mod tests {
             with_sources(&error),
             "transport error: tcp connect error: Connection refused"
         );
+    }
+
+    #[test]
+    fn status_text_joins_message_and_sources() {
+        let mut status = tonic::Status::unavailable("tcp connect error");
+        status.set_source(std::sync::Arc::new(layer(
+            "transport error",
+            Some(layer("Connection refused", None)),
+        )));
+        assert_eq!(
+            status_text(&status),
+            "tcp connect error: transport error: Connection refused"
+        );
+
+        let repeated = tonic::Status::unavailable("closed");
+        assert_eq!(status_text(&repeated), "closed");
     }
 
     #[test]

@@ -93,7 +93,7 @@ async fn check(channel: BackendChannel, service: &str) -> Result<(), String> {
     let response = tokio::time::timeout(CHECK_TIMEOUT, client.check(request))
         .await
         .map_err(|_| format!("timed out after {} ms", CHECK_TIMEOUT.as_millis()))?
-        .map_err(|status| format!("failed: {}", status.message()))?;
+        .map_err(|status| format!("failed: {}", lintas_common::errors::status_text(&status)))?;
     match response.into_inner().status() {
         ServingStatus::Serving => Ok(()),
         other => Err(format!("not serving: {}", other.as_str_name())),

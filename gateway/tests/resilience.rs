@@ -29,6 +29,8 @@ enum Behaviour {
     Unavailable,
     /// Never answers.
     Stall,
+    /// Sends the response headers and never the body.
+    HeadersOnly,
 }
 
 /// A user service that counts calls by method and records the
@@ -66,6 +68,18 @@ impl tower::Service<http::Request<tonic::body::Body>> for FakeUsers {
         Box::pin(async move {
             if let Behaviour::Stall = behaviour {
                 tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+            if let Behaviour::HeadersOnly = behaviour {
+                let frames = futures::stream::pending::<
+                    Result<http_body::Frame<bytes::Bytes>, std::io::Error>,
+                >();
+                let response = http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(tonic::body::Body::new(http_body_util::StreamBody::new(
+                        frames,
+                    )))
+                    .unwrap();
+                return Ok(response);
             }
             let response = http::Response::builder()
                 .header("content-type", "application/grpc")
@@ -432,4 +446,60 @@ async fn call_without_response_fails_with_unavailable() {
         accepted.load(Ordering::SeqCst) > 2,
         "a read without response is retried"
     );
+}
+
+/// Starts a proxy to `target` that closes each connection, both sides,
+/// once `fake` has taken one more `GetUser` call than before and 100 ms
+/// more have passed, so the gateway gets response headers and then a
+/// closed connection, as when a backend dies while sending its response.
+async fn start_cutting_proxy(target: String, fake: FakeUsers) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let target = target.trim_start_matches("http://").to_owned();
+            let fake = fake.clone();
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(target).await.unwrap();
+                let before = fake.calls_of("GetUser");
+                let cut = async {
+                    for _ in 0..500 {
+                        if fake.calls_of("GetUser") > before {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    () = cut => {}
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn response_that_breaks_off_fails_with_unavailable() {
+    let (fake, url) = FakeUsers::start(Behaviour::HeadersOnly).await;
+    let proxy = start_cutting_proxy(url, fake.clone()).await;
+    let gateway = Gateway::start(&proxy, |settings| {
+        let resilience = &mut settings.user_service.resilience;
+        resilience.retry_max = 0;
+        resilience.breaker_failures = 2;
+        resilience.breaker_cooldown = Duration::from_secs(60);
+    })
+    .await;
+
+    for _ in 0..2 {
+        let (status, body) = gateway.get_user(UNKNOWN_USER).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["code"], "UNAVAILABLE");
+    }
+    // Both broken responses counted against the breaker, so it is open.
+    let (status, _) = gateway.get_user(UNKNOWN_USER).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(fake.calls_of("GetUser"), 2);
 }

@@ -200,7 +200,7 @@ async fn health(member: &Member) -> Result<(), String> {
             other => Err(format!("the server reports {}", other.as_str_name())),
         },
         Err(status) if status.code() == tonic::Code::Unimplemented => Ok(()),
-        Err(status) => Err(crate::errors::with_sources(&status)),
+        Err(status) => Err(crate::errors::status_text(&status)),
     }
 }
 

@@ -109,8 +109,8 @@ impl OrderDetails {
     }
 }
 
-/// Reads the request's [`OrderDetails`]; with details when the handler set
-/// none.
+/// Reads the request's [`OrderDetails`], or returns true when the handler
+/// set none.
 pub fn with_details(ctx: &Context<'_>) -> bool {
     ctx.data_opt::<OrderDetails>()
         .is_none_or(|details| details.0)

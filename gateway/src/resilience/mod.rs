@@ -13,6 +13,7 @@
 //! A call that ends without any response, such as one whose backend died
 //! while handling it, fails with `UNAVAILABLE`.
 
+mod body;
 pub mod breaker;
 pub mod deadline;
 
@@ -30,7 +31,7 @@ use tonic::body::Body;
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::{BoxError, Service, ServiceExt as _};
 
-use breaker::{Breaker, BreakerMetrics};
+use breaker::{Breaker, BreakerMetrics, Permit};
 
 /// Retry and breaker settings of one backend.
 #[derive(Debug, Clone)]
@@ -179,9 +180,10 @@ where
     S: Service<http::Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
-    ResBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = http::Response<ResBody>;
+    type Response = http::Response<Body>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -193,7 +195,23 @@ where
         // The ready service serves this call; the clone waits for the next.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(self.policy.clone().call(inner, request))
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let mut response = policy.clone().call(inner, request).await?;
+            let status_seen = response.headers().contains_key("grpc-status");
+            let permit = response
+                .extensions_mut()
+                .remove::<body::PendingPermit>()
+                .and_then(body::PendingPermit::take);
+            Ok(response.map(|inner| {
+                Body::new(body::Watched {
+                    inner,
+                    policy,
+                    status_seen,
+                    permit,
+                })
+            }))
+        })
     }
 }
 
@@ -283,47 +301,50 @@ impl Policy {
         S::Future: Send,
         S::Error: Into<BoxError>,
     {
-        let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        if remaining.is_some_and(|remaining| remaining.is_zero()) {
+        let budget = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        if budget.is_some_and(|budget| budget.is_zero()) {
             return Attempt::Done(Err(deadline_error()));
         }
-        let remaining = Some(remaining.map_or(self.call_timeout, |remaining| {
-            remaining.min(self.call_timeout)
-        }));
+        // A call cut short by the request's own budget, which a slow client
+        // can spend, shows nothing about the backend, so its timeout does
+        // not count against the breaker.
+        let budget_bound = budget.is_some_and(|budget| budget < self.call_timeout);
+        let timed_out = |permit: Permit| {
+            if !budget_bound {
+                permit.failed();
+            }
+        };
+        let remaining = budget.map_or(self.call_timeout, |budget| budget.min(self.call_timeout));
         let Some(permit) = self.breaker.admit() else {
             return Attempt::Done(Err(status_error(tonic::Status::unavailable(format!(
                 "{} backend is failing; its circuit is open",
                 self.backend
             )))));
         };
-        if let Some(remaining) = remaining
-            && let Ok(value) = http::HeaderValue::from_str(&grpc_timeout(remaining))
-        {
+        if let Ok(value) = http::HeaderValue::from_str(&grpc_timeout(remaining)) {
             request.headers_mut().insert("grpc-timeout", value);
         }
         let call = async {
             inner.ready().await.map_err(Into::into)?;
             inner.call(request).await.map_err(Into::into)
         };
-        let result = match remaining {
-            Some(remaining) => match tokio::time::timeout(remaining, call).await {
-                Ok(result) => result,
-                Err(_) => {
-                    permit.failed();
-                    return Attempt::Done(Err(deadline_error()));
-                }
-            },
-            None => call.await,
+        let result = match tokio::time::timeout(remaining, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                timed_out(permit);
+                return Attempt::Done(Err(deadline_error()));
+            }
         };
         let response = match result {
             Ok(response) => response,
             Err(error) => {
-                permit.failed();
                 // The channel's own timer, set from `grpc-timeout`, can fire
                 // before the one above.
                 if error_chain(&*error).any(|error| error.is::<tonic::TimeoutExpired>()) {
+                    timed_out(permit);
                     return Attempt::Done(Err(deadline_error()));
                 }
+                permit.failed();
                 let not_sent = connection_failed(&*error);
                 let result = Err(self.no_response(error));
                 return if not_sent {
@@ -333,24 +354,41 @@ impl Policy {
                 };
             }
         };
-        let result = Ok(response);
-        let code = result
-            .as_ref()
-            .ok()
-            .and_then(|response| grpc_status(response.headers()));
-        match code {
+        let mut response = response;
+        match grpc_status(response.headers()) {
             Some(tonic::Code::Unavailable) => {
                 permit.failed();
-                Attempt::Unavailable(result)
+                Attempt::Unavailable(Ok(response))
             }
             Some(tonic::Code::DeadlineExceeded) => {
-                permit.failed();
-                Attempt::Done(result)
+                timed_out(permit);
+                Attempt::Done(Ok(response))
             }
-            _ => {
+            Some(_) => {
                 permit.succeeded();
-                Attempt::Done(result)
+                Attempt::Done(Ok(response))
             }
+            // The status comes in the trailers, so the body reports the
+            // outcome once it has read them.
+            None => {
+                response
+                    .extensions_mut()
+                    .insert(body::PendingPermit::new(permit));
+                Attempt::Done(Ok(response))
+            }
+        }
+    }
+
+    /// Reports the outcome of a call whose status arrived in the trailers.
+    fn settle(permit: Option<Permit>, code: Option<tonic::Code>) {
+        let Some(permit) = permit else {
+            return;
+        };
+        match code {
+            Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) | None => {
+                permit.failed();
+            }
+            Some(_) => permit.succeeded(),
         }
     }
 
@@ -362,9 +400,24 @@ impl Policy {
             return error;
         }
         status_error(tonic::Status::unavailable(format!(
-            "the {} backend gave no response: {}",
+            "the {} backend call failed without a response: {}",
             self.backend,
             lintas_common::errors::with_sources(&*error)
+        )))
+    }
+
+    /// Describes a response that broke off or ended without a gRPC status
+    /// as UNAVAILABLE. tonic would
+    /// report either as UNKNOWN. The channel below has already turned a
+    /// read error into a status, whose message is kept.
+    fn broken_response(&self, error: &BoxError) -> BoxError {
+        let reason = match error.downcast_ref::<tonic::Status>() {
+            Some(status) => status.message().to_owned(),
+            None => lintas_common::errors::with_sources(&**error),
+        };
+        status_error(tonic::Status::unavailable(format!(
+            "the {} backend's response broke off: {reason}",
+            self.backend
         )))
     }
 

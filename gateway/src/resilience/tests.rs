@@ -15,6 +15,8 @@ enum Reply {
     ConnectionReset,
     /// Fails as the channel does when the call's `grpc-timeout` ran out.
     TimesOut,
+    /// Responds OK after a second.
+    Slow,
 }
 
 /// A backend that follows a script, one reply per call, and counts calls.
@@ -60,6 +62,13 @@ impl Service<http::Request<Body>> for Scripted {
                     Err(Box::new(tonic::ConnectError(Box::new(refused))) as BoxError)
                 }
                 Reply::TimesOut => Err(Box::new(tonic::TimeoutExpired(())) as BoxError),
+                Reply::Slow => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok(http::Response::builder()
+                        .header("grpc-status", "0")
+                        .body(Body::empty())
+                        .unwrap())
+                }
                 Reply::ConnectionReset => {
                     let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
                     Err(Box::new(reset) as BoxError)
@@ -70,8 +79,14 @@ impl Service<http::Request<Body>> for Scripted {
 }
 
 fn resilient(backend: &Scripted) -> Resilient<Scripted> {
+    resilient_opening_after(backend, 100)
+}
+
+fn resilient_opening_after(backend: &Scripted, breaker_failures: u32) -> Resilient<Scripted> {
     let settings = ResilienceSettings {
         retry_backoff: Duration::from_millis(1),
+        breaker_failures,
+        breaker_cooldown: Duration::from_secs(60),
         ..ResilienceSettings::default()
     };
     let metrics = ResilienceMetrics::new(&Registry::new()).unwrap();
@@ -85,11 +100,18 @@ fn resilient(backend: &Scripted) -> Resilient<Scripted> {
 }
 
 async fn call(backend: &Scripted, method: &str) -> Result<http::Response<Body>, BoxError> {
+    call_through(&resilient(backend), method).await
+}
+
+async fn call_through(
+    layer: &Resilient<Scripted>,
+    method: &str,
+) -> Result<http::Response<Body>, BoxError> {
     let request = http::Request::builder()
         .uri(format!("http://users/user.v1.UserService/{method}"))
         .body(Body::empty())
         .unwrap();
-    resilient(backend).oneshot(request).await
+    layer.clone().oneshot(request).await
 }
 
 fn status_of(result: Result<http::Response<Body>, BoxError>) -> tonic::Status {
@@ -115,7 +137,7 @@ async fn write_without_response_is_not_sent_again() {
     assert!(
         status
             .message()
-            .starts_with("the users backend gave no response: "),
+            .starts_with("the users backend call failed without a response: "),
         "{}",
         status.message()
     );
@@ -161,6 +183,41 @@ async fn channel_timeout_is_a_deadline_without_retry() {
     let status = status_of(call(&backend, "GetUser").await);
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
     assert_eq!(backend.calls(), 1);
+}
+
+#[tokio::test]
+async fn spent_request_budget_leaves_the_breaker_closed() {
+    let backend = Scripted::new([Reply::Slow, Reply::Slow, Reply::Status(tonic::Code::Ok)]);
+    let layer = resilient_opening_after(&backend, 2);
+    for _ in 0..2 {
+        let budget = Some(Instant::now() + Duration::from_millis(20));
+        let result = deadline::scope(budget, call_through(&layer, "GetUser")).await;
+        assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
+    }
+
+    // Two failures would open the breaker; these were the client's budget.
+    let response = call_through(&layer, "GetUser").await.unwrap();
+    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    assert_eq!(backend.calls(), 3);
+}
+
+#[tokio::test]
+async fn backend_timeouts_open_the_breaker() {
+    let backend = Scripted::new([Reply::TimesOut, Reply::TimesOut]);
+    let layer = resilient_opening_after(&backend, 2);
+    for _ in 0..2 {
+        let result = call_through(&layer, "GetUser").await;
+        assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
+    }
+
+    let status = status_of(call_through(&layer, "GetUser").await);
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        status.message().contains("circuit is open"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(backend.calls(), 2);
 }
 
 #[test]
