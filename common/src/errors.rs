@@ -2,33 +2,32 @@
 
 /// Formats `error` followed by each of its sources, such as "transport
 /// error: tcp connect error: Connection refused". A source whose text
-/// already ends the line so far is skipped, since many errors repeat their
-/// source in their own text.
+/// already appears in the line so far is skipped, since many errors repeat
+/// their source in their own text.
 pub fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    for source in std::iter::successors(error.source(), |error| error.source()) {
-        let part = source.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-    }
-    text
+    append_sources(error.to_string(), error.source())
 }
 
 /// Formats a gRPC status as its message followed by its sources, without
 /// the code and the debug form of the source that its `Display` adds.
 pub fn status_text(status: &tonic::Status) -> String {
-    let message = status.message();
-    let Some(source) = std::error::Error::source(status) else {
-        return message.to_owned();
-    };
-    let sources = with_sources(source);
-    if sources.contains(message) {
-        sources
-    } else {
-        format!("{message}: {sources}")
+    append_sources(
+        status.message().to_owned(),
+        std::error::Error::source(status),
+    )
+}
+
+fn append_sources(mut text: String, first: Option<&(dyn std::error::Error + 'static)>) -> String {
+    for source in std::iter::successors(first, |error| error.source()) {
+        let part = source.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
     }
+    text
 }
 
 #[cfg(test)]
@@ -74,8 +73,15 @@ mod tests {
             "tcp connect error: transport error: Connection refused"
         );
 
-        let repeated = tonic::Status::unavailable("closed");
-        assert_eq!(status_text(&repeated), "closed");
+        let mut repeated = tonic::Status::unavailable("127.0.0.1:1: transport error: closed");
+        repeated.set_source(std::sync::Arc::new(layer(
+            "transport error",
+            Some(layer("closed", None)),
+        )));
+        assert_eq!(
+            status_text(&repeated),
+            "127.0.0.1:1: transport error: closed"
+        );
     }
 
     #[test]

@@ -305,10 +305,11 @@ impl Policy {
         if budget.is_some_and(|budget| budget.is_zero()) {
             return Attempt::Done(Err(deadline_error()));
         }
-        // A call cut short by the request's own budget, which a slow client
-        // can spend, shows nothing about the backend, so its timeout does
-        // not count against the breaker.
-        let budget_bound = budget.is_some_and(|budget| budget < self.call_timeout);
+        // A call left less than half its timeout by the request's budget,
+        // which a slow client can spend, shows nothing about the backend, so
+        // its timeout does not count against the breaker. Half still counts
+        // when REQUEST_TIMEOUT_MS is not above BACKEND_TIMEOUT_MS.
+        let budget_bound = budget.is_some_and(|budget| budget < self.call_timeout / 2);
         let timed_out = |permit: Permit| {
             if !budget_bound {
                 permit.failed();

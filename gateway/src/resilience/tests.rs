@@ -202,6 +202,26 @@ async fn spent_request_budget_leaves_the_breaker_closed() {
 }
 
 #[tokio::test]
+async fn budget_over_half_the_timeout_still_counts() {
+    let backend = Scripted::new([Reply::Slow, Reply::Slow]);
+    let layer = resilient_opening_after(&backend, 2);
+    for _ in 0..2 {
+        // The layer's call timeout is 1 s, so 600 ms is more than half.
+        let budget = Some(Instant::now() + Duration::from_millis(600));
+        let result = deadline::scope(budget, call_through(&layer, "GetUser")).await;
+        assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
+    }
+
+    let status = status_of(call_through(&layer, "GetUser").await);
+    assert!(
+        status.message().contains("circuit is open"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(backend.calls(), 2);
+}
+
+#[tokio::test]
 async fn backend_timeouts_open_the_breaker() {
     let backend = Scripted::new([Reply::TimesOut, Reply::TimesOut]);
     let layer = resilient_opening_after(&backend, 2);
