@@ -23,11 +23,12 @@ pub fn apply_process_settings() {
 /// [`PURGE_DELAY_MS`] rather than one second, unless `MIMALLOC_PURGE_DELAY`
 /// sets a delay.
 ///
-/// NOTE: measured in `lintas-bench` at 1,000 connections on a 2-core
-/// machine shared with a build: the gateway's peak RSS was 59.5 to 64.9 MiB
-/// with the default (five runs), 58.4 and 59.3 MiB with 100 ms, and 55.0 to
-/// 60.3 MiB with 0 ms, where two more runs out of five had Redis calls time
-/// out and the cache bypassed. CPU per request stayed within the spread.
+/// NOTE: few runs back this value. In `lintas-bench` at 1,000 connections,
+/// on a 2-core machine shared with a build, the gateway peaked at 59.5 to
+/// 64.9 MiB with the default (five runs) and 58.4 and 59.3 MiB with 100 ms.
+/// With 0 ms it peaked at 55.0 to 60.3 MiB, but two of five runs had Redis
+/// calls time out and the cache bypassed. CPU per request stayed within the
+/// spread.
 #[allow(unsafe_code)]
 pub fn shorten_purge_delay() {
     if std::env::var_os(PURGE_DELAY_VARIABLE).is_some() {

@@ -310,19 +310,31 @@ async fn page_of_users_with_orders_is_batched() {
     assert_eq!(deltas[3], 0.0, "GetUser calls");
 }
 
-#[tokio::test]
-async fn merged_orders_fields_come_from_one_call() {
-    let platform = start().await;
-    for index in 0..3 {
+/// The gateway's counter of `ListOrdersByUsers` calls.
+const LIST_ORDERS_BY_USERS_CALLS: &str =
+    "gateway_backend_calls_total{method=\"order.v1.OrderService/ListOrdersByUsers\"}";
+
+/// Creates `count` users, each with one order whose unit price is 100 plus
+/// the user's index, and emails that start with `prefix`.
+async fn seed_users_with_one_order(platform: &common::Platform, count: i64, prefix: &str) {
+    for index in 0..count {
         let user = platform
-            .create_user(&format!("Detail {index}"), &format!("d{index}@example.com"))
+            .create_user(
+                &format!("User {prefix}{index}"),
+                &format!("{prefix}{index}@example.com"),
+            )
             .await;
         platform
             .create_order(user["id"].as_str().unwrap(), 100 + index)
             .await;
     }
-    let metric = "gateway_backend_calls_total{method=\"order.v1.OrderService/ListOrdersByUsers\"}";
-    let before = platform.metric(metric).await;
+}
+
+#[tokio::test]
+async fn merged_orders_fields_come_from_one_call() {
+    let platform = start().await;
+    seed_users_with_one_order(&platform, 3, "d").await;
+    let before = platform.metric(LIST_ORDERS_BY_USERS_CALLS).await;
 
     // Both `orders` fields land under one response key, where async-graphql
     // merges their lists item by item, so they must come from one call.
@@ -346,22 +358,17 @@ async fn merged_orders_fields_come_from_one_call() {
                 .trim_matches('"')
         );
     }
-    assert_eq!(platform.metric(metric).await - before, 1.0);
+    assert_eq!(
+        platform.metric(LIST_ORDERS_BY_USERS_CALLS).await - before,
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn concurrent_pages_load_orders_once_each() {
     let platform = start().await;
-    for index in 0..80 {
-        let user = platform
-            .create_user(&format!("Page {index}"), &format!("p{index}@example.com"))
-            .await;
-        platform
-            .create_order(user["id"].as_str().unwrap(), 100 + index)
-            .await;
-    }
-    let metric = "gateway_backend_calls_total{method=\"order.v1.OrderService/ListOrdersByUsers\"}";
-    let before = platform.metric(metric).await;
+    seed_users_with_one_order(&platform, 80, "p").await;
+    let before = platform.metric(LIST_ORDERS_BY_USERS_CALLS).await;
 
     let query = "{ users(first: 80) { nodes { id orders(first: 3) { id } } } }";
     let requests = (0..64).map(|_| platform.graphql(query, json!({})));
@@ -373,7 +380,10 @@ async fn concurrent_pages_load_orders_once_each() {
         );
     }
 
-    assert_eq!(platform.metric(metric).await - before, 64.0);
+    assert_eq!(
+        platform.metric(LIST_ORDERS_BY_USERS_CALLS).await - before,
+        64.0
+    );
 }
 
 #[tokio::test]

@@ -448,10 +448,10 @@ async fn call_without_response_fails_with_unavailable() {
     );
 }
 
-/// Starts a proxy to `target` that closes each connection, both sides,
-/// once `fake` has taken one more `GetUser` call than before and 100 ms
-/// more have passed, so the gateway gets response headers and then a
-/// closed connection, as when a backend dies while sending its response.
+/// Starts a proxy to `target` that closes both sides of each connection
+/// 100 ms after `fake` takes one more `GetUser` call. The gateway then gets
+/// response headers and a closed connection, as from a backend that dies
+/// while sending its response.
 async fn start_cutting_proxy(target: String, fake: FakeUsers) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -408,9 +408,8 @@ impl Policy {
     }
 
     /// Describes a response that broke off or ended without a gRPC status
-    /// as UNAVAILABLE. tonic would
-    /// report either as UNKNOWN. The channel below has already turned a
-    /// read error into a status, whose message is kept.
+    /// as UNAVAILABLE, where tonic would report UNKNOWN. The channel below
+    /// has already turned a read error into a status, whose message is kept.
     fn broken_response(&self, error: &BoxError) -> BoxError {
         let reason = match error.downcast_ref::<tonic::Status>() {
             Some(status) => status.message().to_owned(),
