@@ -113,6 +113,31 @@ async fn lines_within_batch_wait_share_push() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_batch_goes_before_batch_wait() {
+    let (url, requests) = answering(StatusCode::NO_CONTENT).await;
+    let mut settings = settings(&url);
+    settings.batch_wait = Duration::from_secs(60);
+    settings.batch_lines = 3;
+    let metrics = LokiMetrics::new();
+    let (layer, client) = loki::start(settings, metrics.clone()).unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+
+    for part in 0..7 {
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!(part, "batched"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Two full batches go at once; the seventh line waits for the minute.
+    assert!(
+        eventually(|| metrics.sent.get() == 6).await,
+        "sent {}",
+        metrics.sent.get()
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_drops_and_counts_lines() {
     // A Loki that accepts connections and never responds keeps the first
     // batch in flight, so the queue fills up.
