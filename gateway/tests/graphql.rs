@@ -365,6 +365,33 @@ async fn merged_orders_fields_come_from_one_call() {
 }
 
 #[tokio::test]
+async fn conflicting_orders_fields_are_rejected() {
+    let platform = start().await;
+    seed_users_with_one_order(&platform, 2, "m").await;
+    let before = platform.metric(LIST_ORDERS_BY_USERS_CALLS).await;
+
+    let query = "{ users(first: 2) { nodes { orders(first: 1) { id } \
+                 ... on User { orders(first: 2) { items { sku } } } } } }";
+    let response = platform.graphql(query, json!({})).await;
+    assert_eq!(
+        error_code(&response),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{response}"
+    );
+    assert!(response["data"].is_null(), "{response}");
+    let message = response["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("\"orders\""), "{message}");
+    assert_eq!(
+        response["errors"][0]["locations"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        platform.metric(LIST_ORDERS_BY_USERS_CALLS).await - before,
+        0.0
+    );
+}
+
+#[tokio::test]
 async fn concurrent_pages_load_orders_once_each() {
     let platform = start().await;
     seed_users_with_one_order(&platform, 80, "p").await;

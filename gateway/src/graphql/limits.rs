@@ -9,6 +9,8 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
+use super::field_merge;
+
 /// Deepest bracket nesting (`{`, `[`, `(`) accepted in a GraphQL document.
 pub const MAX_NESTING: usize = 64;
 
@@ -114,7 +116,8 @@ fn end_of_block_string(bytes: &[u8], start: usize) -> Option<usize> {
 }
 
 /// Rejects documents whose operations expand to more than `max`
-/// selections, before async-graphql walks the expanded operations.
+/// selections, before async-graphql walks the expanded operations, and
+/// then documents with fields that cannot merge (see [`field_merge`]).
 pub struct ExpansionLimit {
     pub max: usize,
 }
@@ -141,13 +144,16 @@ impl Extension for ExpansionLimitExtension {
         // `next` parses the document again and then checks it, expanding
         // every spread, so the expansion is counted on a parse of its own.
         // A document that does not parse is left to `next` to report.
-        if let Ok(document) = async_graphql::parser::parse_query(query)
-            && expanded_selections(&document, self.max) > self.max
-        {
-            return Err(too_complex(format!(
-                "query has more than {} selections once its fragments are expanded",
-                self.max
-            )));
+        if let Ok(document) = async_graphql::parser::parse_query(query) {
+            if expanded_selections(&document, self.max) > self.max {
+                return Err(too_complex(format!(
+                    "query has more than {} selections once its fragments are expanded",
+                    self.max
+                )));
+            }
+            if let Some(error) = field_merge::find_conflict(&document) {
+                return Err(error);
+            }
         }
         next.run(ctx, query, variables).await
     }

@@ -2,6 +2,7 @@
 //! specification, and the GraphiQL playground (`playground`) for browsers
 //! that GET the same path.
 
+mod field_merge;
 mod limits;
 mod loaders;
 mod mutation;
