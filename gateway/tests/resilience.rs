@@ -399,6 +399,36 @@ async fn backend_timeout_caps_each_call() {
     assert!((1..=300).contains(&millis), "grpc-timeout {}", timeouts[0]);
 }
 
+#[tokio::test]
+async fn stalled_response_body_ends_at_call_deadline() {
+    let (fake, url) = FakeUsers::start(Behaviour::HeadersOnly).await;
+    let gateway = Gateway::start(&url, |settings| {
+        settings.request_timeout = Duration::from_secs(10);
+        settings.user_service.timeout = Duration::from_millis(300);
+        let resilience = &mut settings.user_service.resilience;
+        resilience.retry_max = 0;
+        resilience.breaker_failures = 2;
+        resilience.breaker_cooldown = Duration::from_secs(60);
+    })
+    .await;
+
+    for _ in 0..2 {
+        let started = Instant::now();
+        let (status, body) = gateway.get_user(UNKNOWN_USER).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+        assert_eq!(body["code"], "DEADLINE_EXCEEDED");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    // Both stalled bodies counted against the breaker, so it is open.
+    let (status, _) = gateway.get_user(UNKNOWN_USER).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(fake.calls_of("GetUser"), 2);
+}
+
 /// Starts a listener that accepts connections, reads until the client
 /// pauses for 100 ms, and closes them without a response, as a backend
 /// that dies while handling a call does. Returns the count of accepted

@@ -199,16 +199,17 @@ where
         Box::pin(async move {
             let mut response = policy.clone().call(inner, request).await?;
             let status_seen = response.headers().contains_key("grpc-status");
-            let permit = response
-                .extensions_mut()
-                .remove::<body::PendingPermit>()
-                .and_then(body::PendingPermit::take);
+            let pending = response.extensions_mut().remove::<body::PendingPermit>();
+            let permit = pending.as_ref().and_then(body::PendingPermit::take);
             Ok(response.map(|inner| {
                 Body::new(body::Watched {
                     inner,
                     policy,
                     status_seen,
                     permit,
+                    deadline: pending.as_ref().map(|pending| pending.deadline),
+                    budget_bound: pending.as_ref().is_some_and(|pending| pending.budget_bound),
+                    timer: None,
                 })
             }))
         })
@@ -316,6 +317,7 @@ impl Policy {
             }
         };
         let remaining = budget.map_or(self.call_timeout, |budget| budget.min(self.call_timeout));
+        let started = Instant::now();
         let Some(permit) = self.breaker.admit() else {
             return Attempt::Done(Err(status_error(tonic::Status::unavailable(format!(
                 "{} backend is failing; its circuit is open",
@@ -372,20 +374,22 @@ impl Policy {
             // The status comes in the trailers, so the body reports the
             // outcome once it has read them.
             None => {
-                response
-                    .extensions_mut()
-                    .insert(body::PendingPermit::new(permit));
+                let pending = body::PendingPermit::new(permit, started + remaining, budget_bound);
+                response.extensions_mut().insert(pending);
                 Attempt::Done(Ok(response))
             }
         }
     }
 
     /// Reports the outcome of a call whose status arrived in the trailers.
-    fn settle(permit: Option<Permit>, code: Option<tonic::Code>) {
+    /// A DEADLINE_EXCEEDED counts as a failure unless the request's budget
+    /// set the deadline, as in [`Policy::attempt`].
+    fn settle(permit: Option<Permit>, code: Option<tonic::Code>, budget_bound: bool) {
         let Some(permit) = permit else {
             return;
         };
         match code {
+            Some(tonic::Code::DeadlineExceeded) if budget_bound => {}
             Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) | None => {
                 permit.failed();
             }
