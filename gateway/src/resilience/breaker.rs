@@ -100,11 +100,20 @@ impl Breaker {
     }
 
     /// Time for which calls still fail fast, while the circuit is open and
-    /// its cooldown runs.
+    /// its cooldown runs. Once the cooldown is over, it moves the circuit to
+    /// half-open, where the next call probes the backend. Without that, an
+    /// idle replica's state gauge read open long after the cooldown.
     pub fn refusing_for(&self) -> Option<Duration> {
-        let inner = self.inner.lock().expect("breaker lock");
+        let mut inner = self.inner.lock().expect("breaker lock");
+        if inner.state != State::Open {
+            return None;
+        }
         let left = inner.open_until.saturating_duration_since(Instant::now());
-        (inner.state == State::Open && !left.is_zero()).then_some(left)
+        if left.is_zero() {
+            self.transition(&mut inner, State::HalfOpen);
+            return None;
+        }
+        Some(left)
     }
 
     /// Returns a permit, or `None` when the call must fail fast.
@@ -262,6 +271,27 @@ mod tests {
         probe.succeeded();
         assert_eq!(breaker.state(), State::Closed);
         assert!(breaker.admit().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_check_after_cooldown_half_opens() {
+        let breaker = breaker(1, 1000);
+        breaker.admit().unwrap().failed();
+        assert!(breaker.refusing_for().is_some());
+        let gauge = breaker.metrics.state.with_label_values(&["users"]);
+        assert_eq!(gauge.get(), 1);
+
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(breaker.refusing_for(), None);
+        assert_eq!(breaker.state(), State::HalfOpen);
+        assert_eq!(gauge.get(), 2);
+        let probe = breaker.admit().unwrap();
+        assert!(
+            breaker.admit().is_none(),
+            "a second caller during the probe"
+        );
+        probe.succeeded();
+        assert_eq!(breaker.state(), State::Closed);
     }
 
     #[tokio::test(start_paused = true)]
