@@ -2,10 +2,12 @@
 //!
 //! Every statement uses `$n` placeholders and SQL that both databases accept:
 //! text ids, 64-bit integer instants and amounts, `LIMIT`, `RETURNING`,
-//! `IN (...)` and `ROW_NUMBER() OVER`.
+//! `IN (...)` and `ROW_NUMBER() OVER`. The one exception is the newest
+//! orders of many users, which PostgreSQL reads with `LATERAL`.
 //!
 //! Reads run in one read-only transaction each, so an order, its items and
-//! its payments come from one snapshot. Writes live in `writes`: each runs in
+//! its payments come from one snapshot. A read of orders alone is one
+//! statement and needs none. Writes live in `writes`: each runs in
 //! one transaction from [`Database::begin`], and CreateOrder and
 //! ProcessPayment claim their idempotency key in that same transaction
 //! (see `idempotent`).
@@ -227,21 +229,19 @@ impl OrderStore {
         limit: i64,
         omit_details: bool,
     ) -> Result<HashMap<String, UserOrdersPage>, StoreError> {
-        // Ranks each user's orders newest first and keeps one row more than
-        // `limit`, which shows whether the user has more.
-        let mut sql = SqlBuilder::new(format!(
-            "SELECT {ORDER_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
-             (PARTITION BY user_id ORDER BY created_at DESC, id DESC) AS position_in_user \
-             FROM orders WHERE user_id IN ("
-        ));
-        let user_ids: Vec<String> = user_ids.iter().map(Uuid::to_string).collect();
-        push_text_list(&mut sql, &user_ids);
-        sql.push(")) AS ranked WHERE position_in_user <= ")
-            .bind(Param::Integer(limit + 1))
-            .push(" ORDER BY user_id, position_in_user");
-
-        let mut transaction = self.begin_read().await?;
-        let fetched: Vec<OrderRow> = sql.query_as().fetch_all(&mut *transaction).await?;
+        if user_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = self.newest_per_user_query(user_ids, limit);
+        // One statement reads one snapshot, so only the detail queries need
+        // the transaction.
+        let (fetched, mut transaction): (Vec<OrderRow>, _) = if omit_details {
+            (sql.query_as().fetch_all(&self.database.pool).await?, None)
+        } else {
+            let mut transaction = self.begin_read().await?;
+            let fetched = sql.query_as().fetch_all(&mut *transaction).await?;
+            (fetched, Some(transaction))
+        };
         let mut counts: HashMap<String, i64> = HashMap::new();
         let mut rows = Vec::with_capacity(fetched.len());
         for row in fetched {
@@ -251,14 +251,16 @@ impl OrderStore {
                 rows.push(row);
             }
         }
-        let orders = if omit_details {
-            rows.into_iter()
+        let orders = match transaction.as_mut() {
+            Some(transaction) => with_details(transaction, rows).await?,
+            None => rows
+                .into_iter()
                 .map(|row| row.into_order(Vec::new(), Vec::new()))
-                .collect()
-        } else {
-            with_details(&mut transaction, rows).await?
+                .collect(),
         };
-        transaction.commit().await?;
+        if let Some(transaction) = transaction {
+            transaction.commit().await?;
+        }
 
         let mut pages: HashMap<String, UserOrdersPage> = HashMap::new();
         for order in orders {
@@ -272,6 +274,47 @@ impl OrderStore {
             page.has_more = counts.get(user_id).is_some_and(|count| *count > limit);
         }
         Ok(pages)
+    }
+
+    /// Builds the query of up to `limit + 1` newest orders of each user,
+    /// ordered by user and then newest first. The extra row shows whether
+    /// the user has more.
+    fn newest_per_user_query(&self, user_ids: &[Uuid], limit: i64) -> SqlBuilder {
+        let user_ids: Vec<String> = user_ids.iter().map(Uuid::to_string).collect();
+        match self.database.backend {
+            // One backward scan of the (user_id, created_at, id) index per
+            // user, stopped after `limit + 1` rows. The window query below
+            // reads and sorts every order of the users.
+            Backend::Postgres => {
+                let mut sql = SqlBuilder::new(format!("SELECT {ORDER_COLUMNS} FROM (VALUES "));
+                for (index, user_id) in user_ids.iter().enumerate() {
+                    sql.push(if index == 0 { "(" } else { ", (" })
+                        .bind(Param::Text(user_id.clone()))
+                        .push(")");
+                }
+                sql.push(
+                    ") AS wanted (wanted_id) CROSS JOIN LATERAL (SELECT * FROM orders \
+                     WHERE orders.user_id = wanted.wanted_id COLLATE \"C\" \
+                     ORDER BY created_at DESC, id DESC LIMIT ",
+                )
+                .bind(Param::Integer(limit + 1))
+                .push(") AS newest ORDER BY user_id, created_at DESC, id DESC");
+                sql
+            }
+            // SQLite has no LATERAL, so each user's orders are ranked.
+            Backend::Sqlite => {
+                let mut sql = SqlBuilder::new(format!(
+                    "SELECT {ORDER_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
+                     (PARTITION BY user_id ORDER BY created_at DESC, id DESC) AS position_in_user \
+                     FROM orders WHERE user_id IN ("
+                ));
+                push_text_list(&mut sql, &user_ids);
+                sql.push(")) AS ranked WHERE position_in_user <= ")
+                    .bind(Param::Integer(limit + 1))
+                    .push(" ORDER BY user_id, position_in_user");
+                sql
+            }
+        }
     }
 
     #[tracing::instrument(name = "db.orders.metrics", skip_all, fields(otel.kind = "client", db.system.name = self.database_system(), db.operation.name = "SELECT"))]
