@@ -15,16 +15,33 @@ use async_graphql::{Pos, Positioned, ServerError};
 use super::limits::MAX_RECURSIVE_DEPTH;
 
 /// Returns the error of the first response key in `document` whose fields
-/// cannot be merged, or `None` when every key can be. Run it only on a
-/// document whose expanded size is bounded, because it follows spreads.
-pub fn find_conflict(document: &ExecutableDocument) -> Option<ServerError> {
-    document.operations.iter().find_map(|(_, operation)| {
-        Merge { document }.check(&[&operation.node.selection_set.node], 0)
-    })
+/// cannot be merged, or `None` when every key can be. The walk collects at
+/// most `max_fields` fields and then gives up, returning `None`.
+///
+/// Each field is collected once, unless a fragment spreads itself, which
+/// validation rejects later. Such a fragment, spread several times in its
+/// own selection, would otherwise make the walk grow exponentially.
+pub fn find_conflict(document: &ExecutableDocument, max_fields: usize) -> Option<ServerError> {
+    walk(document, max_fields).0
+}
+
+/// Runs the check and also returns how many fields it collected.
+fn walk(document: &ExecutableDocument, max_fields: usize) -> (Option<ServerError>, usize) {
+    let mut merge = Merge {
+        document,
+        remaining: max_fields,
+    };
+    let conflict = document
+        .operations
+        .iter()
+        .find_map(|(_, operation)| merge.check(&[&operation.node.selection_set.node], 0));
+    (conflict, max_fields - merge.remaining)
 }
 
 struct Merge<'a> {
     document: &'a ExecutableDocument,
+    /// Fields the walk may still collect.
+    remaining: usize,
 }
 
 /// The fields that share one response key, in document order.
@@ -33,7 +50,7 @@ type Groups<'a> = Vec<(&'a str, Vec<&'a Positioned<Field>>)>;
 impl<'a> Merge<'a> {
     /// Checks the fields that the selection sets in `sets` merge into, then
     /// the sub-selections of each response key, merged the same way.
-    fn check(&self, sets: &[&'a SelectionSet], depth: usize) -> Option<ServerError> {
+    fn check(&mut self, sets: &[&'a SelectionSet], depth: usize) -> Option<ServerError> {
         if depth > MAX_RECURSIVE_DEPTH + 1 {
             return None;
         }
@@ -41,6 +58,9 @@ impl<'a> Merge<'a> {
         let mut index = HashMap::new();
         for set in sets {
             self.collect(set, &mut groups, &mut index, depth);
+        }
+        if self.remaining == 0 {
+            return None;
         }
         for (key, fields) in &groups {
             let first = fields[0];
@@ -56,6 +76,9 @@ impl<'a> Merge<'a> {
             if let Some(error) = self.check(&children, depth + 1) {
                 return Some(error);
             }
+            if self.remaining == 0 {
+                return None;
+            }
         }
         None
     }
@@ -63,7 +86,7 @@ impl<'a> Merge<'a> {
     /// Adds the fields of `set` to `groups` by response key, with the
     /// fields of its fragments in place of the fragments.
     fn collect(
-        &self,
+        &mut self,
         set: &'a SelectionSet,
         groups: &mut Groups<'a>,
         index: &mut HashMap<&'a str, usize>,
@@ -73,8 +96,12 @@ impl<'a> Merge<'a> {
             return;
         }
         for selection in &set.items {
+            if self.remaining == 0 {
+                return;
+            }
             match &selection.node {
                 Selection::Field(field) => {
+                    self.remaining -= 1;
                     let key = field
                         .node
                         .alias
@@ -150,11 +177,13 @@ fn error_at(message: String, positions: [Pos; 2]) -> ServerError {
 
 #[cfg(test)]
 mod tests {
-    use super::find_conflict;
+    use super::{find_conflict, walk};
+
+    const MAX_FIELDS: usize = 10_000;
 
     fn message_of(query: &str) -> Option<String> {
         let document = async_graphql::parser::parse_query(query).unwrap();
-        find_conflict(&document).map(|error| error.message)
+        find_conflict(&document, MAX_FIELDS).map(|error| error.message)
     }
 
     #[test]
@@ -199,7 +228,7 @@ mod tests {
             "{ me { orders(first: 1) { id }\n ... on User { orders(first: 2) { id } } } }",
         )
         .unwrap();
-        let error = find_conflict(&document).unwrap();
+        let error = find_conflict(&document, MAX_FIELDS).unwrap();
         assert_eq!(error.locations.len(), 2);
         assert_eq!(error.locations[1].line, 2);
         assert!(
@@ -207,5 +236,24 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn fragment_spread_thrice_stops_at_budget() {
+        let bomb = "query { me { ...F } } fragment F on User { ... on User { ... on User \
+                    { ... on User { orders { user { ...F ...F ...F } } } } } }";
+        let document = async_graphql::parser::parse_query(bomb).unwrap();
+        let (conflict, collected) = walk(&document, MAX_FIELDS);
+        assert!(conflict.is_none());
+        assert_eq!(collected, MAX_FIELDS);
+    }
+
+    #[test]
+    fn each_field_is_collected_once() {
+        let document = async_graphql::parser::parse_query(
+            "{ me { id ...Names orders { id } } } fragment Names on User { name email }",
+        )
+        .unwrap();
+        assert_eq!(walk(&document, MAX_FIELDS).1, 6);
     }
 }

@@ -151,7 +151,7 @@ impl Extension for ExpansionLimitExtension {
                     self.max
                 )));
             }
-            if let Some(error) = field_merge::find_conflict(&document) {
+            if let Some(error) = field_merge::find_conflict(&document, self.max) {
                 return Err(error);
             }
         }
