@@ -3,11 +3,8 @@
 //! the size of its operations once fragment spreads are expanded. Depth,
 //! complexity and directive limits are set on the schema builder.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerError, ServerResult};
 
 use super::field_merge;
 
@@ -115,47 +112,25 @@ fn end_of_block_string(bytes: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-/// Rejects documents whose operations expand to more than `max`
-/// selections, before async-graphql walks the expanded operations, and
-/// then documents with fields that cannot merge (see [`field_merge`]).
-pub struct ExpansionLimit {
-    pub max: usize,
-}
-
-impl ExtensionFactory for ExpansionLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ExpansionLimitExtension { max: self.max })
+/// Rejects a document whose operations expand to more than `max`
+/// selections, before async-graphql walks the expanded operations, and then
+/// a document with fields that cannot merge (see [`field_merge`]).
+///
+/// It parses the query itself, because async-graphql's parse step goes on
+/// to check the document, expanding every spread. A document that does not
+/// parse is left to async-graphql to report.
+pub fn check_expansion(query: &str, max: usize) -> ServerResult<()> {
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return Ok(());
+    };
+    if expanded_selections(&document, max) > max {
+        return Err(too_complex(format!(
+            "query has more than {max} selections once its fragments are expanded"
+        )));
     }
-}
-
-struct ExpansionLimitExtension {
-    max: usize,
-}
-
-#[async_trait::async_trait]
-impl Extension for ExpansionLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        // `next` parses the document again and then checks it, expanding
-        // every spread, so the expansion is counted on a parse of its own.
-        // A document that does not parse is left to `next` to report.
-        if let Ok(document) = async_graphql::parser::parse_query(query) {
-            if expanded_selections(&document, self.max) > self.max {
-                return Err(too_complex(format!(
-                    "query has more than {} selections once its fragments are expanded",
-                    self.max
-                )));
-            }
-            if let Some(error) = field_merge::find_conflict(&document, self.max) {
-                return Err(error);
-            }
-        }
-        next.run(ctx, query, variables).await
+    match field_merge::find_conflict(&document, max) {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
 }
 
@@ -217,40 +192,15 @@ impl Expansion<'_> {
     }
 }
 
-/// Rejects documents with more than `max` field aliases.
-pub struct AliasLimit {
-    pub max: usize,
-}
-
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension { max: self.max })
+/// Rejects a document with more than `max` field aliases.
+pub fn check_aliases(document: &ExecutableDocument, max: usize) -> ServerResult<()> {
+    let count = count_aliases(document);
+    if count > max {
+        return Err(too_complex(format!(
+            "query has {count} aliases, the maximum is {max}"
+        )));
     }
-}
-
-struct AliasLimitExtension {
-    max: usize,
-}
-
-#[async_trait::async_trait]
-impl Extension for AliasLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let count = count_aliases(&document);
-        if count > self.max {
-            return Err(too_complex(format!(
-                "query has {count} aliases, the maximum is {}",
-                self.max
-            )));
-        }
-        Ok(document)
-    }
+    Ok(())
 }
 
 /// Builds the error of a document over a limit, with the code

@@ -2,6 +2,7 @@
 //! specification, and the GraphiQL playground (`playground`) for browsers
 //! that GET the same path.
 
+mod extension;
 mod field_merge;
 mod limits;
 mod loaders;
@@ -27,7 +28,7 @@ use crate::api::Api;
 use crate::auth::Call;
 use crate::error::ApiError;
 
-pub use limits::{AliasLimit, ExpansionLimit};
+pub use extension::DocumentChecks;
 use loaders::{OrdersLoader, UserLoader};
 use mutation::Mutation;
 use query::Query;
@@ -88,15 +89,10 @@ pub fn schema_builder(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, Emp
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
-        // Registered first, so that it runs before async-graphql's own
-        // checks expand the document.
-        .extension(ExpansionLimit {
-            max: limits::MAX_EXPANDED_SELECTIONS,
+        .extension(DocumentChecks {
+            max_expanded: limits::MAX_EXPANDED_SELECTIONS,
+            max_aliases: limits.max_aliases,
         })
-        .extension(AliasLimit {
-            max: limits.max_aliases,
-        })
-        .extension(nulls::NullPropagation)
 }
 
 /// Rejects a document that must not reach the parser. The parser recurses

@@ -5,77 +5,16 @@
 //! specification wants the field to be null, and a null in a non-null
 //! position to make its nearest nullable ancestor null, up to `data`
 //! itself. Typed clients depend on that: a missing key fails their parsing
-//! where a null does not. This extension rewrites the response so.
+//! where a null does not. [`propagate`] rewrites the response so, from the
+//! request's extension (see `extension`).
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::registry::{MetaTypeName, Registry};
-use async_graphql::{Name, PathSegment, Positioned, Response, ServerResult, Value, Variables};
+use async_graphql::{Name, PathSegment, Positioned, Response, Value};
 
 /// Deepest nesting of fragment spreads followed; validation has already
 /// rejected cycles.
 const MAX_FRAGMENT_DEPTH: usize = 32;
-
-/// Installs the rewrite on every request.
-pub struct NullPropagation;
-
-impl ExtensionFactory for NullPropagation {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(NullPropagationExtension::default())
-    }
-}
-
-#[derive(Default)]
-struct NullPropagationExtension {
-    /// The request's parsed document, kept to map response keys (aliases)
-    /// back to fields.
-    document: Mutex<Option<ExecutableDocument>>,
-}
-
-#[async_trait::async_trait]
-impl Extension for NullPropagationExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        *self
-            .document
-            .lock()
-            .unwrap_or_else(|error| error.into_inner()) = Some(document.clone());
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        let document = self
-            .document
-            .lock()
-            .unwrap_or_else(|error| error.into_inner())
-            .take();
-        if let Some(document) = document {
-            propagate(
-                &mut response,
-                &document,
-                operation_name,
-                &ctx.schema_env.registry,
-            );
-        }
-        response
-    }
-}
 
 /// Rewrites `response` so that every failed field is null and every null in
 /// a non-null position moves up to the nearest nullable one.
