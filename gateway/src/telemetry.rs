@@ -33,7 +33,7 @@ where
     F: Future<Output = Response>,
 {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -44,7 +44,6 @@ where
         .map(|id| id.0.clone())
         .unwrap_or_default();
     let path = request.uri().path().to_owned();
-    let http_method = request.method().clone();
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -63,7 +62,8 @@ where
         enduser.id = tracing::field::Empty,
     );
     let _ = span.set_parent(propagation::extract(request.headers()));
-    propagation::record_trace_id(&span);
+    // The span's trace id is fixed from here on.
+    let trace_id = propagation::record_trace_id(&span);
 
     let mut response = next(request).instrument(span.clone()).await;
 
@@ -76,7 +76,6 @@ where
         span.record("otel.status_code", "ERROR");
     }
     propagation::inject(&span, response.headers_mut());
-    let trace_id = propagation::trace_id(&span);
     if let Ok(value) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
@@ -93,7 +92,7 @@ where
         "request served"
     );
     audit::record(&audit::Served {
-        method: &http_method,
+        method: &method,
         route: &route,
         path: &path,
         status,

@@ -177,7 +177,7 @@ where
             server_span(&service, &method)
         };
         let _ = span.set_parent(propagation::extract(request.headers()));
-        propagation::record_trace_id(&span);
+        let _ = propagation::record_trace_id(&span);
         record_caller(&span, request.headers());
 
         let started = Instant::now();

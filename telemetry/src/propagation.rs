@@ -79,13 +79,15 @@ pub fn trace_id(span: &tracing::Span) -> String {
 }
 
 /// Records the span's trace id in its `trace_id` field, which the span must
-/// declare. Log outputs that copy span fields into each line (the Loki
-/// client) then carry the trace id on every line inside the span.
-pub fn record_trace_id(span: &tracing::Span) {
+/// declare, and returns it as [`trace_id`] does. Log outputs that copy span
+/// fields into each line (the Loki client) then carry the trace id on every
+/// line inside the span.
+pub fn record_trace_id(span: &tracing::Span) -> String {
     let id = trace_id(span);
     if !id.is_empty() {
         span.record("trace_id", id.as_str());
     }
+    id
 }
 
 /// Returns the trace id of the current span; see [`trace_id`].

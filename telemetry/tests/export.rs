@@ -24,7 +24,7 @@ async fn spans_and_log_lines_reach_their_backends() {
         otel.name = "unit of work",
         trace_id = tracing::field::Empty
     );
-    lintas_telemetry::propagation::record_trace_id(&span);
+    let _ = lintas_telemetry::propagation::record_trace_id(&span);
     let trace_id = {
         let _entered = span.enter();
         // A field named like a key the line sets itself is left out, so
