@@ -237,6 +237,17 @@ async fn query_limits_reject_abuse() {
         "{response}"
     );
 
+    // `first: 0` returns the default page size, so it costs as much.
+    let zero_first = "{ users(first: 0) { nodes { orders(first: 0) { user { orders(first: 0) \
+                      { user { orders(first: 0) { user { orders(first: 0) { id } } } } } } } } } }";
+    let response = platform.graphql(zero_first, json!({})).await;
+    assert_eq!(
+        error_code(&response),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{response}"
+    );
+    assert!(response["data"].is_null(), "{response}");
+
     let directives: String = (0..31).map(|_| "@include(if: true) ").collect();
     let response = platform
         .graphql(

@@ -101,11 +101,11 @@ impl Query {
     }
 
     /// Users, newest first unless `orderBy` specifies another order.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "page_size(first, 20) * child_complexity")]
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "1 to 100, default 20")] first: Option<i32>,
+        #[graphql(desc = "1 to 100, default 20 (also for 0)")] first: Option<i32>,
         #[graphql(desc = "`endCursor` of the previous page")] after: Option<String>,
         filter: Option<UserFilter>,
         order_by: Option<UserOrderBy>,
@@ -140,11 +140,11 @@ impl Query {
     }
 
     /// Orders, newest first unless `orderBy` specifies another order.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "page_size(first, 20) * child_complexity")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "1 to 100, default 20")] first: Option<i32>,
+        #[graphql(desc = "1 to 100, default 20 (also for 0)")] first: Option<i32>,
         #[graphql(desc = "`endCursor` of the previous page")] after: Option<String>,
         filter: Option<OrderFilter>,
         order_by: Option<OrderOrderBy>,
@@ -192,11 +192,11 @@ impl Query {
 #[ComplexObject]
 impl User {
     /// The user's newest orders, batched across all users in the response.
-    #[graphql(complexity = "first.unwrap_or(10).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "page_size(first, 10) * child_complexity")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "1 to 100, default 10")] first: Option<i32>,
+        #[graphql(desc = "1 to 100, default 10 (also for 0)")] first: Option<i32>,
     ) -> Result<Vec<Order>> {
         let limit = first.unwrap_or(prefetch::DEFAULT_ORDERS_PER_USER);
         if !(1..=MAX_ORDERS_PER_USER).contains(&limit) {
@@ -235,5 +235,16 @@ fn page_info(next_page_token: String) -> PageInfo {
     PageInfo {
         has_next_page: !next_page_token.is_empty(),
         end_cursor: (!next_page_token.is_empty()).then_some(next_page_token),
+    }
+}
+
+/// Returns the number of items a list field with argument `first` returns,
+/// for the complexity limit: `first`, or `default` when it is missing or 0,
+/// as the services read it. A negative `first` is rejected when the field
+/// resolves.
+fn page_size(first: Option<i32>, default: usize) -> usize {
+    match first {
+        Some(first) if first > 0 => first as usize,
+        _ => default,
     }
 }
