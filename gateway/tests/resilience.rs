@@ -399,16 +399,30 @@ async fn backend_timeout_caps_each_call() {
     assert!((1..=300).contains(&millis), "grpc-timeout {}", timeouts[0]);
 }
 
+/// Opens the users circuit after two failed calls, without retries, for a
+/// minute.
+fn open_after_two_failures(settings: &mut gateway::Settings) {
+    let resilience = &mut settings.user_service.resilience;
+    resilience.retry_max = 0;
+    resilience.breaker_failures = 2;
+    resilience.breaker_cooldown = Duration::from_secs(60);
+}
+
+/// Checks that a third lookup fails fast without reaching `fake`, which
+/// took the two failed calls.
+async fn assert_circuit_open(gateway: &Gateway, fake: &FakeUsers) {
+    let (status, _) = gateway.get_user(UNKNOWN_USER).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(fake.calls_of("GetUser"), 2);
+}
+
 #[tokio::test]
 async fn stalled_response_body_ends_at_call_deadline() {
     let (fake, url) = FakeUsers::start(Behaviour::HeadersOnly).await;
     let gateway = Gateway::start(&url, |settings| {
         settings.request_timeout = Duration::from_secs(10);
         settings.user_service.timeout = Duration::from_millis(300);
-        let resilience = &mut settings.user_service.resilience;
-        resilience.retry_max = 0;
-        resilience.breaker_failures = 2;
-        resilience.breaker_cooldown = Duration::from_secs(60);
+        open_after_two_failures(settings);
     })
     .await;
 
@@ -424,9 +438,7 @@ async fn stalled_response_body_ends_at_call_deadline() {
         );
     }
     // Both stalled bodies counted against the breaker, so it is open.
-    let (status, _) = gateway.get_user(UNKNOWN_USER).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(fake.calls_of("GetUser"), 2);
+    assert_circuit_open(&gateway, &fake).await;
 }
 
 /// Starts a listener that accepts connections, reads until the client
@@ -515,13 +527,7 @@ async fn start_cutting_proxy(target: String, fake: FakeUsers) -> String {
 async fn response_that_breaks_off_fails_with_unavailable() {
     let (fake, url) = FakeUsers::start(Behaviour::HeadersOnly).await;
     let proxy = start_cutting_proxy(url, fake.clone()).await;
-    let gateway = Gateway::start(&proxy, |settings| {
-        let resilience = &mut settings.user_service.resilience;
-        resilience.retry_max = 0;
-        resilience.breaker_failures = 2;
-        resilience.breaker_cooldown = Duration::from_secs(60);
-    })
-    .await;
+    let gateway = Gateway::start(&proxy, open_after_two_failures).await;
 
     for _ in 0..2 {
         let (status, body) = gateway.get_user(UNKNOWN_USER).await;
@@ -529,7 +535,5 @@ async fn response_that_breaks_off_fails_with_unavailable() {
         assert_eq!(body["code"], "UNAVAILABLE");
     }
     // Both broken responses counted against the breaker, so it is open.
-    let (status, _) = gateway.get_user(UNKNOWN_USER).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(fake.calls_of("GetUser"), 2);
+    assert_circuit_open(&gateway, &fake).await;
 }
