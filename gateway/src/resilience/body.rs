@@ -1,15 +1,14 @@
 //! The response body of a backend call, watched for a response that
-//! breaks off.
+//! breaks off or stalls past the call's deadline.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use tokio::time::Instant;
-
-use std::future::Future as _;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use tokio::time::Instant;
 use tower::BoxError;
 
 use super::Policy;
@@ -53,7 +52,9 @@ pub(super) struct Watched<B> {
     pub status_seen: bool,
     /// Reported once the status arrives or the response breaks off.
     pub permit: Option<Permit>,
+    /// The attempt's deadline, when the status is still to come.
     pub deadline: Option<Instant>,
+    /// See [`PendingPermit::budget_bound`].
     pub budget_bound: bool,
     /// The timer of `deadline`, started only when a read has to wait,
     /// because a unary response usually arrives whole with its headers.
