@@ -383,7 +383,7 @@ impl Policy {
 
     /// Reports the outcome of a call whose status arrived in the trailers.
     /// A DEADLINE_EXCEEDED counts as a failure unless the request's budget
-    /// set the deadline, as in [`Policy::attempt`].
+    /// left the call less than half its timeout, as in [`Policy::attempt`].
     fn settle(permit: Option<Permit>, code: Option<tonic::Code>, budget_bound: bool) {
         let Some(permit) = permit else {
             return;
