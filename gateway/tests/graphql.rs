@@ -248,6 +248,27 @@ async fn query_limits_reject_abuse() {
     );
     assert!(response["data"].is_null(), "{response}");
 
+    // The product of three maximal `first` arguments overflows 64 bits.
+    let huge = "{ users(first: 2147483647) { nodes { orders(first: 2147483647) \
+                { user { orders(first: 2147483647) { id } } } } } }";
+    let response = platform.graphql(huge, json!({})).await;
+    assert_eq!(
+        error_code(&response),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{response}"
+    );
+
+    seed_users_with_one_order(&platform, 1, "z").await;
+    let response = platform
+        .graphql(
+            "{ users(first: 1) { nodes { orders(first: 0) { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    let orders = &response["data"]["users"]["nodes"][0]["orders"];
+    assert_eq!(orders.as_array().map(Vec::len), Some(1), "{response}");
+
     let directives: String = (0..31).map(|_| "@include(if: true) ").collect();
     let response = platform
         .graphql(

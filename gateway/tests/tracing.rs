@@ -140,6 +140,17 @@ async fn requests_are_traced_across_services() {
         .to_owned();
     assert_eq!(fresh_trace.len(), 32);
     assert_ne!(fresh_trace, CALLER_TRACE);
+    // Short fields that parse as numbers are malformed too.
+    let short = platform
+        .client
+        .get(platform.url("/api/v1/users"))
+        .header("traceparent", "00-1-2-01")
+        .send()
+        .await
+        .unwrap();
+    let short_trace = short.headers()["x-trace-id"].to_str().unwrap();
+    assert_ne!(short_trace, format!("{:0>32}", "1"));
+    assert_eq!(short_trace.len(), 32);
 
     // Reads of one user through a gateway with Redis: the first ones read
     // Redis, and once the near cache contains the user, a read makes no

@@ -41,9 +41,36 @@ impl Injector for HeaderInjector<'_> {
 /// Returns the context that a request's headers carry; empty when they carry
 /// none or a malformed one.
 pub fn extract(headers: &http::HeaderMap) -> Context {
+    let traceparent = headers.get(TRACEPARENT).map(http::HeaderValue::as_bytes);
+    if !traceparent.is_some_and(is_well_formed) {
+        return Context::new();
+    }
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(headers))
     })
+}
+
+/// The W3C trace parent header.
+const TRACEPARENT: &str = "traceparent";
+
+/// Checks the shape of a `traceparent` value: four fields of 2, 32, 16 and
+/// 2 lowercase hex digits, as the W3C Trace Context specification requires,
+/// and nothing after them in version 00. The OpenTelemetry propagator parses each field
+/// as a number without checking its length, so `00-1-2-01` became trace id
+/// 1. The propagator still rejects all-zero ids and version `ff`.
+fn is_well_formed(value: &[u8]) -> bool {
+    let lengths = [2, 32, 16, 2];
+    let mut fields = value.split(|&byte| byte == b'-');
+    let shaped = lengths.iter().all(|&length| {
+        fields.next().is_some_and(|field| {
+            field.len() == length
+                && field
+                    .iter()
+                    .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte))
+        })
+    });
+    // A later version may add fields after these four.
+    shaped && (fields.next().is_none() || !value.starts_with(b"00"))
 }
 
 /// Writes the context of `span` into `headers` as `traceparent` (and
@@ -93,4 +120,30 @@ pub fn record_trace_id(span: &tracing::Span) -> String {
 /// Returns the trace id of the current span; see [`trace_id`].
 pub fn current_trace_id() -> String {
     trace_id(&tracing::Span::current())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_well_formed;
+
+    #[test]
+    fn traceparent_shape_is_checked() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(is_well_formed(valid.as_bytes()));
+        let later_version = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert!(is_well_formed(later_version.as_bytes()));
+        let malformed = [
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-1-2-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ];
+        for value in malformed {
+            assert!(!is_well_formed(value.as_bytes()), "{value}");
+        }
+    }
 }

@@ -18,6 +18,16 @@ use crate::model::{Order, User};
 /// Default of `User.orders(first:)`.
 pub const DEFAULT_ORDERS_PER_USER: i32 = 10;
 
+/// Returns the number of orders per user that `User.orders(first:)`
+/// requests: the default when `first` is missing or 0, as for the other
+/// lists.
+pub fn orders_limit(first: Option<i32>) -> i32 {
+    match first {
+        None | Some(0) => DEFAULT_ORDERS_PER_USER,
+        Some(first) => first,
+    }
+}
+
 /// Loads the orders of every user on the page when the query selects
 /// `nodes { orders }`, once per distinct `first` argument.
 pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32) {
@@ -41,9 +51,13 @@ pub async fn orders_of_page(ctx: &Context<'_>, users: &[User], max_per_user: i32
                     _ => None,
                 })
         });
-        let limit = first.unwrap_or(i64::from(DEFAULT_ORDERS_PER_USER));
         // An invalid limit is left to the field's resolver to reject.
-        if let Ok(limit) = i32::try_from(limit)
+        let limit = match first.map(i32::try_from) {
+            None => Some(orders_limit(None)),
+            Some(Ok(first)) => Some(orders_limit(Some(first))),
+            Some(Err(_)) => None,
+        };
+        if let Some(limit) = limit
             && (1..=max_per_user).contains(&limit)
         {
             limits.insert(limit);

@@ -101,7 +101,7 @@ impl Query {
     }
 
     /// Users, newest first unless `orderBy` specifies another order.
-    #[graphql(complexity = "page_size(first, 20) * child_complexity")]
+    #[graphql(complexity = "page_size(first, 20).saturating_mul(child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -140,7 +140,7 @@ impl Query {
     }
 
     /// Orders, newest first unless `orderBy` specifies another order.
-    #[graphql(complexity = "page_size(first, 20) * child_complexity")]
+    #[graphql(complexity = "page_size(first, 20).saturating_mul(child_complexity)")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -192,13 +192,13 @@ impl Query {
 #[ComplexObject]
 impl User {
     /// The user's newest orders, batched across all users in the response.
-    #[graphql(complexity = "page_size(first, 10) * child_complexity")]
+    #[graphql(complexity = "page_size(first, 10).saturating_mul(child_complexity)")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "1 to 100, default 10 (also for 0)")] first: Option<i32>,
     ) -> Result<Vec<Order>> {
-        let limit = first.unwrap_or(prefetch::DEFAULT_ORDERS_PER_USER);
+        let limit = prefetch::orders_limit(first);
         if !(1..=MAX_ORDERS_PER_USER).contains(&limit) {
             return Err(ApiError::invalid_argument(format!(
                 "first: must be between 1 and {MAX_ORDERS_PER_USER}, got {limit}"
