@@ -423,6 +423,22 @@ async fn http_level_errors_are_problem_json() {
     let response = platform
         .client
         .post(platform.url("/api/v1/users"))
+        .header("content-type", "application/json")
+        .body(r#"{"name": "Dup", "name": "Dup2", "email": "dup@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_problem(status, &body, 400, "INVALID_ARGUMENT");
+    assert!(
+        body["detail"].as_str().unwrap().contains("duplicate key"),
+        "{body}"
+    );
+
+    let response = platform
+        .client
+        .post(platform.url("/api/v1/users"))
         .header("content-type", "text/plain")
         .body("{}")
         .send()

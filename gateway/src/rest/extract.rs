@@ -3,7 +3,10 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::de::DeserializeOwned;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -17,7 +20,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        let axum::Json(UniqueKeys(value)) =
+            axum::Json::<UniqueKeys>::from_request(request, state).await?;
         parse_object(value).map(ApiJson)
     }
 }
@@ -53,14 +57,89 @@ pub fn optional_json<T: DeserializeOwned + Default>(
             "request body must be JSON with Content-Type: application/json",
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_JSON",
-            format!("request body is not valid JSON: {error}"),
-        )
+    let UniqueKeys(value) = serde_json::from_slice(body).map_err(|error| {
+        if error.is_data() {
+            ApiError::invalid_argument(format!("request body: {error}"))
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_JSON",
+                format!("request body is not valid JSON: {error}"),
+            )
+        }
     })?;
     parse_object(value)
+}
+
+/// A JSON value read with duplicate object keys rejected. `serde_json`
+/// keeps the last of two equal keys, so `{"name":"a","name":"b"}` would
+/// otherwise be accepted as `"b"`.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate key \"{key}\"")));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Maps a JSON value onto `T`, naming the field of any mismatch. Only an
@@ -104,6 +183,28 @@ mod tests {
     fn mistyped_field_is_named() {
         let error = parse_object::<Body>(serde_json::json!({ "name": 3 })).unwrap_err();
         assert!(error.detail.starts_with("name: "), "{}", error.detail);
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let error = optional_json::<Body>(&headers, br#"{"name":"a","name":"b"}"#).unwrap_err();
+        assert_eq!(error.code, "INVALID_ARGUMENT");
+        assert!(
+            error.detail.contains("duplicate key \"name\""),
+            "{}",
+            error.detail
+        );
+        let nested = br#"{"name":"a","extra":{"x":1,"x":2}}"#;
+        let error = optional_json::<Body>(&headers, nested).unwrap_err();
+        assert!(
+            error.detail.contains("duplicate key \"x\""),
+            "{}",
+            error.detail
+        );
+        let body: Body = optional_json(&headers, br#"{"name":"a"}"#).unwrap();
+        assert_eq!(body.name, "a");
     }
 
     #[test]
