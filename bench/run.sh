@@ -63,4 +63,4 @@ echo "==> building lintas-bench in release mode"
 cargo build --release --locked -p lintas-bench
 
 BENCH_COMMAND=${BENCH_COMMAND:-"bench/run.sh${*:+ $*}"} \
-  exec target/release/lintas-bench "$@"
+  exec "${CARGO_TARGET_DIR:-target}/release/lintas-bench" "$@"

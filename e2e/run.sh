@@ -127,7 +127,7 @@ build() {
 for arg in "$@"; do
   if [[ $arg == --help || $arg == -h ]]; then
     build --quiet
-    exec target/debug/lintas-e2e --help
+    exec "${CARGO_TARGET_DIR:-target}/debug/lintas-e2e" --help
   fi
 done
 
@@ -145,6 +145,6 @@ mkdir -p "$artifacts"
 trap 'stop_leftovers "$artifacts"; remove_leftover_folders "$artifacts"' EXIT
 
 status=0
-target/debug/lintas-e2e --run-id "$run_id" --artifacts "$artifacts" "$@" || status=$?
+"${CARGO_TARGET_DIR:-target}/debug/lintas-e2e" --run-id "$run_id" --artifacts "$artifacts" "$@" || status=$?
 echo "e2e/run.sh took $(($(date +%s) - started_at)) s, of which the build took ${build_seconds} s; artifacts in $artifacts"
 exit "$status"

@@ -79,7 +79,7 @@ order_port=$(free_port)
 data_dir=$(mktemp -d "$WORK_DIR/data.XXXXXX")
 trap stop_platform EXIT
 
-target/debug/lintas --data-dir "$data_dir" \
+"${CARGO_TARGET_DIR:-target}/debug/lintas" --data-dir "$data_dir" \
   --gateway-listen "127.0.0.1:$gateway_port" \
   --user-svc-listen "127.0.0.1:$user_port" \
   --order-svc-listen "127.0.0.1:$order_port" \

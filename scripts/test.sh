@@ -105,4 +105,5 @@ e2e/run.sh
 echo "==> benchmark smoke run"
 command -v wrk >/dev/null || install_packages wrk
 cargo build --locked -p gateway -p user-svc -p order-svc -p lintas-bench
-target/debug/lintas-bench --smoke --bin-dir target/debug
+target_dir=${CARGO_TARGET_DIR:-target}
+"$target_dir/debug/lintas-bench" --smoke --bin-dir "$target_dir/debug"

@@ -39,7 +39,8 @@ struct Args {
     repository: PathBuf,
 
     /// Folder with optimised builds of gateway, user-svc and order-svc
-    /// [default: REPOSITORY/target/production].
+    /// [default: production under CARGO_TARGET_DIR, else
+    /// REPOSITORY/target/production].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 
@@ -141,7 +142,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bin_dir = args
         .bin_dir
         .clone()
-        .unwrap_or_else(|| repository.join("target/production"));
+        .unwrap_or_else(|| lintas_e2e::platform::profile_dir(&repository, "production"));
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()

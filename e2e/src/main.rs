@@ -42,7 +42,7 @@ struct Args {
     repository: PathBuf,
 
     /// Folder with the gateway, user-svc and order-svc executables
-    /// [default: REPOSITORY/target/debug].
+    /// [default: debug under CARGO_TARGET_DIR, else REPOSITORY/target/debug].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 
@@ -98,7 +98,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let paths = Paths {
         bin_dir: args
             .bin_dir
-            .unwrap_or_else(|| repository.join("target/debug")),
+            .unwrap_or_else(|| lintas_e2e::platform::profile_dir(&repository, "debug")),
         repository,
         artifacts: artifacts.clone(),
     };

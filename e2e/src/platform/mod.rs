@@ -442,6 +442,25 @@ fn by_name(address: &str) -> String {
     format!("http://localhost:{port}")
 }
 
+/// Cargo's output folder of `profile` (`debug`, `release`, ...): under
+/// `CARGO_TARGET_DIR` when it is set, as Cargo places it, else under the
+/// repository's `target`. A relative `CARGO_TARGET_DIR` is taken from the
+/// current folder, as Cargo takes it.
+pub fn profile_dir(repository: &Path, profile: &str) -> PathBuf {
+    profile_dir_within(std::env::var_os("CARGO_TARGET_DIR"), repository, profile)
+}
+
+fn profile_dir_within(
+    target_dir: Option<std::ffi::OsString>,
+    repository: &Path,
+    profile: &str,
+) -> PathBuf {
+    target_dir
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| repository.join("target"), PathBuf::from)
+        .join(profile)
+}
+
 /// Waits for the JSON log line whose message ends in "listening" and whose
 /// `address` field is the serving address, which each binary writes once
 /// its listener is bound.
@@ -489,5 +508,31 @@ impl PortPicker {
 
     pub fn address(&mut self) -> anyhow::Result<String> {
         Ok(format!("127.0.0.1:{}", self.port()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_dir_follows_cargo_target_dir() {
+        let repository = Path::new("/src/lintas");
+        assert_eq!(
+            profile_dir_within(None, repository, "debug"),
+            Path::new("/src/lintas/target/debug")
+        );
+        assert_eq!(
+            profile_dir_within(Some("".into()), repository, "debug"),
+            Path::new("/src/lintas/target/debug")
+        );
+        assert_eq!(
+            profile_dir_within(Some("/cache/build".into()), repository, "production"),
+            Path::new("/cache/build/production")
+        );
+        assert_eq!(
+            profile_dir_within(Some("out".into()), repository, "release"),
+            Path::new("out/release")
+        );
     }
 }

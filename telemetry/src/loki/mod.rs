@@ -204,16 +204,26 @@ impl LokiClient {
     }
 }
 
+/// Loki's push URL below `base`. A base path without a trailing slash is a
+/// folder too, so `http://proxy/loki` pushes to
+/// `http://proxy/loki/loki/api/v1/push`; a plain join would replace its last
+/// segment.
+fn push_endpoint(base: &url::Url) -> Result<url::Url, url::ParseError> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        let folder = format!("{}/", base.path());
+        base.set_path(&folder);
+    }
+    base.join("loki/api/v1/push")
+}
+
 /// Starts the background task and returns the layer that feeds it, which
 /// writes to no other output. Must run inside a Tokio runtime.
 pub fn start(
     settings: LokiSettings,
     metrics: LokiMetrics,
 ) -> anyhow::Result<(JsonLines, LokiClient)> {
-    let endpoint = settings
-        .url
-        .join("loki/api/v1/push")
-        .context("invalid LOKI_URL")?;
+    let endpoint = push_endpoint(&settings.url).context("invalid LOKI_URL")?;
     let http = reqwest::Client::builder()
         .timeout(settings.request_timeout)
         .build()
@@ -233,4 +243,28 @@ pub fn start(
     let task = tokio::spawn(pusher.run(receiver, stopped));
     let layer = JsonLines::new(settings.service).with_loki(LokiQueue { sender, metrics });
     Ok((layer, LokiClient { stop, task }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_endpoint;
+
+    #[test]
+    fn push_endpoint_keeps_the_base_path() {
+        for (base, expected) in [
+            ("http://loki:3100", "http://loki:3100/loki/api/v1/push"),
+            ("http://loki:3100/", "http://loki:3100/loki/api/v1/push"),
+            (
+                "http://proxy/tenant",
+                "http://proxy/tenant/loki/api/v1/push",
+            ),
+            (
+                "http://proxy/tenant/",
+                "http://proxy/tenant/loki/api/v1/push",
+            ),
+        ] {
+            let base = url::Url::parse(base).unwrap();
+            assert_eq!(push_endpoint(&base).unwrap().as_str(), expected, "{base}");
+        }
+    }
 }
