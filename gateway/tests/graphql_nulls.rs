@@ -78,6 +78,28 @@ async fn a_failed_nullable_field_is_null() {
     let buyer = response["data"]["order"].get("buyer");
     assert_eq!(buyer, Some(&Value::Null), "{response}");
     assert_eq!(error_paths(&response), [json!(["order", "buyer"])]);
+
+    // The null stays where the query selected the field, through a fragment.
+    let body = platform
+        .client
+        .post(&url)
+        .json(&json!({
+            "query": "query ($id: ID!) { order(id: $id) { id ...Buyer status } } \
+                      fragment Buyer on Order { buyer: user { name } }",
+            "variables": { "id": order["id"] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let position = |key: &str| {
+        body.find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("no {key} in {body}"))
+    };
+    assert!(position("id") < position("buyer"), "{body}");
+    assert!(position("buyer") < position("status"), "{body}");
 }
 
 #[tokio::test]

@@ -55,7 +55,11 @@ pub fn propagate(
             continue;
         };
         match nullable.iter().rposition(|nullable| *nullable) {
-            Some(position) => set_null(&mut response.data, &path[..=position]),
+            Some(position) => {
+                let path = &path[..=position];
+                let order = || walk.sibling_keys(&operation.node.selection_set.node, path);
+                set_null(&mut response.data, path, order);
+            }
             None => response.data = Value::Null,
         }
     }
@@ -131,6 +135,62 @@ impl Walk<'_> {
         Some(nullable)
     }
 
+    /// Returns the response keys of the object that contains the last field of
+    /// `path`, in the order that the query selects them.
+    fn sibling_keys<'b>(
+        &'b self,
+        operation: &'b SelectionSet,
+        path: &[PathSegment],
+    ) -> Vec<&'b Name> {
+        let parents = path.split_last().map_or(path, |(_, parents)| parents);
+        let mut selections = vec![operation];
+        for segment in parents {
+            if let PathSegment::Field(key) = segment {
+                let mut fields = Vec::new();
+                for set in &selections {
+                    self.collect(set, key, &mut fields, 0);
+                }
+                selections = fields
+                    .iter()
+                    .map(|field| &field.node.selection_set.node)
+                    .collect();
+            }
+        }
+        let mut keys = Vec::new();
+        for set in selections {
+            self.response_keys(set, &mut keys, 0);
+        }
+        keys
+    }
+
+    /// Adds the response keys of `set` that `keys` lacks, in selection
+    /// order, looking into fragments.
+    fn response_keys<'b>(&'b self, set: &'b SelectionSet, keys: &mut Vec<&'b Name>, depth: usize) {
+        if depth > MAX_FRAGMENT_DEPTH {
+            return;
+        }
+        for selection in &set.items {
+            let inner = match &selection.node {
+                Selection::Field(field) => {
+                    let key = &field.node.response_key().node;
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                    continue;
+                }
+                Selection::FragmentSpread(spread) => self
+                    .document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map(|fragment| &fragment.node.selection_set.node),
+                Selection::InlineFragment(fragment) => Some(&fragment.node.selection_set.node),
+            };
+            if let Some(inner) = inner {
+                self.response_keys(inner, keys, depth + 1);
+            }
+        }
+    }
+
     /// Adds the fields of `set` whose response key is `key`, looking into
     /// fragments.
     fn collect<'b>(
@@ -171,8 +231,10 @@ fn unwrap_non_null(ty: &str) -> (bool, &str) {
     }
 }
 
-/// Sets the value at `path` to null, unless an ancestor is already null.
-fn set_null(data: &mut Value, path: &[PathSegment]) {
+/// Sets the value at `path` to null, unless an ancestor is already null. A
+/// field that async-graphql left out goes back in at its place among the
+/// keys of `order`, the parent's response keys in selection order.
+fn set_null<'a>(data: &mut Value, path: &[PathSegment], order: impl FnOnce() -> Vec<&'a Name>) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
@@ -190,7 +252,20 @@ fn set_null(data: &mut Value, path: &[PathSegment]) {
     }
     match (last, current) {
         (PathSegment::Field(key), Value::Object(object)) => {
-            object.insert(Name::new(key), Value::Null);
+            if let Some(value) = object.get_mut(key.as_str()) {
+                *value = Value::Null;
+                return;
+            }
+            let order = order();
+            let rank = |name: &str| order.iter().position(|key| key.as_str() == name);
+            // After the last present key that the query selects before it.
+            let position = rank(key).map_or(object.len(), |own| {
+                object
+                    .keys()
+                    .rposition(|present| rank(present).is_some_and(|other| other < own))
+                    .map_or(0, |index| index + 1)
+            });
+            object.shift_insert(position, Name::new(key), Value::Null);
         }
         (PathSegment::Index(index), Value::List(items)) => {
             if let Some(item) = items.get_mut(*index) {

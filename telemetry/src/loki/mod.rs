@@ -206,8 +206,8 @@ impl LokiClient {
 
 /// Loki's push URL below `base`. A base path without a trailing slash is a
 /// folder too, so `http://proxy/loki` pushes to
-/// `http://proxy/loki/loki/api/v1/push`; a plain join would replace its last
-/// segment.
+/// `http://proxy/loki/loki/api/v1/push`. A plain join would replace its
+/// last segment.
 fn push_endpoint(base: &url::Url) -> Result<url::Url, url::ParseError> {
     let mut base = base.clone();
     if !base.path().ends_with('/') {
