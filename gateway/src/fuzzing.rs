@@ -102,6 +102,7 @@ fn json_headers() -> HeaderMap {
 /// so that no resolver runs and no backend is needed.
 pub struct GraphqlValidator {
     schema: GatewaySchema,
+    checks: graphql::DocumentChecks,
 }
 
 impl GraphqlValidator {
@@ -109,12 +110,15 @@ impl GraphqlValidator {
         let schema = graphql::schema_builder(limits)
             .extension(StopBeforeExecution)
             .finish();
-        Self { schema }
+        Self {
+            schema,
+            checks: graphql::DocumentChecks::new(limits),
+        }
     }
 
     /// Takes `request` through the handler's steps that read its document:
-    /// the check before parsing, the operation span, and the schema's
-    /// parsing, limits and validation. A document rejected before parsing
+    /// the check before parsing, the document checks, the operation span,
+    /// and the schema's parsing, limits and validation. A document rejected before parsing
     /// gets the REST-style error the handler sends. Any other gets the
     /// GraphQL response, whose errors carry `extensions.code`.
     pub fn check(
@@ -122,13 +126,18 @@ impl GraphqlValidator {
         request: async_graphql::Request,
     ) -> Result<async_graphql::Response, Rejection> {
         graphql::check_document(&request.query)?;
+        let mut rejection = None;
         if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
+            rejection = self.checks.check(&document).err();
             let _span = graphql::operation_span::span_for(&document, &request);
             let _fields = graphql::operation_span::root_fields(&document, &request);
             let _target = graphql::operation_span::target_argument(&document, &request);
         }
-        // Resolvers are never reached, so nothing waits on a runtime.
-        let mut response = futures::executor::block_on(self.schema.execute(request));
+        let mut response = match rejection {
+            Some(error) => async_graphql::Response::from_errors(vec![error]),
+            // Resolvers are never reached, so nothing waits on a runtime.
+            None => futures::executor::block_on(self.schema.execute(request)),
+        };
         graphql::label_validation_errors(&mut response);
         Ok(response)
     }

@@ -176,6 +176,7 @@ fn routes(
     let api = Api::new(backends.clone(), cache.clone());
     let graphql_state = graphql::GraphqlState {
         schema: graphql::schema(api.clone(), settings.graphql_limits),
+        checks: std::sync::Arc::new(graphql::DocumentChecks::new(settings.graphql_limits)),
         api: api.clone(),
     };
 

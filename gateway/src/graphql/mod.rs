@@ -2,7 +2,7 @@
 //! specification, and the GraphiQL playground (`playground`) for browsers
 //! that GET the same path.
 
-mod extension;
+mod checks;
 mod field_merge;
 mod limits;
 mod loaders;
@@ -28,7 +28,7 @@ use crate::api::Api;
 use crate::auth::Call;
 use crate::error::ApiError;
 
-pub use extension::DocumentChecks;
+pub use checks::DocumentChecks;
 use loaders::{OrdersLoader, UserLoader};
 use mutation::Mutation;
 use query::Query;
@@ -73,6 +73,8 @@ impl Default for QueryLimits {
 #[derive(Clone)]
 pub struct GraphqlState {
     pub schema: GatewaySchema,
+    /// Limits that the schema does not check, and null propagation.
+    pub checks: std::sync::Arc<DocumentChecks>,
     pub api: Api,
 }
 
@@ -89,10 +91,6 @@ pub fn schema_builder(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, Emp
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
-        .extension(DocumentChecks {
-            max_expanded: limits::MAX_EXPANDED_SELECTIONS,
-            max_aliases: limits.max_aliases,
-        })
 }
 
 /// Rejects a document that must not reach the parser. The parser recurses
@@ -150,6 +148,9 @@ pub async fn handle(
     // schema. A document that does not parse is left to the schema, which
     // reports the syntax error.
     let document = async_graphql::parser::parse_query(&request.query).ok();
+    let rejection = document
+        .as_ref()
+        .and_then(|document| state.checks.check(document).err());
     let mutation = document
         .as_ref()
         .is_some_and(|document| operation_span::is_mutation(document, &request));
@@ -196,7 +197,17 @@ pub async fn handle(
         }
         None => (operation_span::unnamed_span(), None, None),
     };
-    let mut response = state.schema.execute(request).instrument(span).await;
+    let mut response = match rejection {
+        Some(error) => async_graphql::Response::from_errors(vec![error]),
+        None => {
+            let (query, operation_name) = (request.query.clone(), request.operation_name.clone());
+            let mut response = state.schema.execute(request).instrument(span).await;
+            state
+                .checks
+                .propagate_nulls(&mut response, &query, operation_name.as_deref());
+            response
+        }
+    };
     label_validation_errors(&mut response);
     let outcome = audit_outcome(&response);
     let target_id = argument.or_else(|| created_id(&response));
