@@ -470,6 +470,20 @@ async fn graphiql_for_browsers_and_get_queries() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["userMetrics"]["totalUsers"], "0");
 
+    // GET names the operation with `operationName`, as GraphQL over HTTP does.
+    let two_operations = "query A { __typename } query B { userMetrics { totalUsers } }";
+    let response = platform
+        .client
+        .get(platform.url("/graphql"))
+        .query(&[("query", two_operations), ("operationName", "B")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["userMetrics"]["totalUsers"], "0", "{body}");
+
     let response = platform
         .client
         .post(platform.url("/graphql"))
@@ -577,6 +591,24 @@ async fn abusive_requests_are_rejected_cleanly() {
         .client
         .get(platform.url("/graphql"))
         .query(&[("query", mutation)])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // Also when `operationName` picks the mutation out of two operations.
+    let two_operations = format!(
+        "query Read {{ __typename }} {}",
+        mutation.replacen("mutation", "mutation Write", 1)
+    );
+    let response = platform
+        .client
+        .get(platform.url("/graphql"))
+        .query(&[
+            ("query", two_operations.as_str()),
+            ("operationName", "Write"),
+        ])
         .header("accept", "application/json")
         .send()
         .await

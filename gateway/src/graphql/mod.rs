@@ -12,10 +12,10 @@ pub(crate) mod operation_span;
 pub mod playground;
 mod prefetch;
 mod query;
+mod query_string;
 
 use async_graphql::ParseRequestError;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::http::parse_query_string;
 use async_graphql::{Context, EmptySubscription, Schema, SchemaBuilder};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
@@ -130,10 +130,11 @@ pub async fn handle(
         )
         .into_response();
     }
-    // async-graphql-axum reads only GET from the query string and would
-    // read a HEAD request's body, so HEAD is parsed here.
-    let request = if method == Method::HEAD {
-        parse_query_string(uri.query().unwrap_or_default()).map_err(ApiError::from)
+    // async-graphql-axum would read a HEAD request's body, and its
+    // query-string parser misses `operationName`, so GET and HEAD are
+    // parsed here.
+    let request = if is_get {
+        query_string::parse(&uri)
     } else {
         request.map(GraphQLRequest::into_inner)
     };

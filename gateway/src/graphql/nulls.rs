@@ -232,8 +232,13 @@ fn unwrap_non_null(ty: &str) -> (bool, &str) {
 }
 
 /// Sets the value at `path` to null, unless an ancestor is already null. A
-/// field that async-graphql left out goes back in at its place among the
-/// keys of `order`, the parent's response keys in selection order.
+/// field that async-graphql left out goes back in after the last present
+/// key that comes before it in `order`, the parent's response keys in
+/// selection order.
+///
+/// NOTE: async-graphql 7.2 inserts sibling fields in the order they finish,
+/// so the present keys, and with them the null, may be out of selection
+/// order.
 fn set_null<'a>(data: &mut Value, path: &[PathSegment], order: impl FnOnce() -> Vec<&'a Name>) {
     let Some((last, parents)) = path.split_last() else {
         return;
