@@ -650,6 +650,36 @@ async fn abusive_requests_are_rejected_cleanly() {
 }
 
 #[tokio::test]
+async fn duplicate_json_keys_are_rejected() {
+    let platform = start().await;
+    let mutation = "mutation ($input: CreateUserInput!) { createUser(input: $input) { id } }";
+    let bodies = [
+        r#"{"query":"QUERY","variables":{"input":{"name":"Dup","email":"a@example.com","email":"b@example.com"}}}"#,
+        r#"{"query":"QUERY","query":"{ __typename }","variables":{"input":{"name":"Dup","email":"a@example.com"}}}"#,
+    ];
+    for body in bodies {
+        let response = platform
+            .client
+            .post(platform.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(body.replace("QUERY", mutation))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "INVALID_ARGUMENT", "{problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("duplicate key"), "{problem}");
+    }
+    let (_, metrics) = platform.get("/api/v1/metrics/users").await;
+    assert_eq!(
+        metrics["total_users"], "0",
+        "a rejected request created a user"
+    );
+}
+
+#[tokio::test]
 async fn introspection_fits_the_depth_limit() {
     let platform = start().await;
     let type_ref = "kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";

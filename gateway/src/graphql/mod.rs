@@ -18,7 +18,7 @@ use async_graphql::ParseRequestError;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Context, EmptySubscription, Schema, SchemaBuilder};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -116,7 +116,7 @@ pub async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    request: Result<GraphQLRequest<ApiError>, ApiError>,
+    request: axum::extract::Request,
 ) -> Response {
     let is_get = matches!(method, Method::GET | Method::HEAD);
     if is_get && wants_html(&headers) {
@@ -136,7 +136,7 @@ pub async fn handle(
     let request = if is_get {
         query_string::parse(&uri)
     } else {
-        request.map(GraphQLRequest::into_inner)
+        read_body(request).await
     };
     let request = match request {
         Ok(request) => request,
@@ -224,6 +224,22 @@ pub async fn handle(
             });
     }
     response
+}
+
+/// Reads a POST request as async-graphql-axum does, after rejecting a body
+/// in which a JSON object gives a key twice: serde keeps the last one, so
+/// `"email"` given twice in the variables would create a user with the
+/// second address.
+async fn read_body(request: axum::extract::Request) -> Result<async_graphql::Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    // The route's body limit applies while the body is read.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|error| ApiError::from(ParseRequestError::Io(std::io::Error::other(error))))?;
+    crate::rest::extract::reject_duplicate_keys(&bytes)?;
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    let request = GraphQLRequest::<ApiError>::from_request(request, &()).await?;
+    Ok(request.into_inner())
 }
 
 /// Returns the `id` of what a one-field mutation such as `createUser`

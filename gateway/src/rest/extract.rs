@@ -71,6 +71,17 @@ pub fn optional_json<T: DeserializeOwned + Default>(
     parse_object(value)
 }
 
+/// Rejects a JSON body in which an object gives a key twice. A body that is
+/// not valid JSON passes, for the caller's own parser to report.
+pub fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
+    match serde_json::from_slice::<UniqueKeys>(body) {
+        Err(error) if error.is_data() => {
+            Err(ApiError::invalid_argument(format!("request body: {error}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A JSON value read with duplicate object keys rejected. `serde_json`
 /// keeps the last of two equal keys, so `{"name":"a","name":"b"}` would
 /// otherwise be accepted as `"b"`.
