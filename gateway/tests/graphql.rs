@@ -614,6 +614,7 @@ async fn abusive_requests_are_rejected_cleanly() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
 
     let response = platform
         .client
@@ -650,9 +651,21 @@ async fn abusive_requests_are_rejected_cleanly() {
 }
 
 #[tokio::test]
-async fn duplicate_json_keys_are_rejected() {
+async fn duplicate_keys_and_arrays_are_rejected() {
     let platform = start().await;
     let mutation = "mutation ($input: CreateUserInput!) { createUser(input: $input) { id } }";
+    // serde would read a struct from an array's elements in order.
+    let response = platform
+        .client
+        .post(platform.url("/graphql"))
+        .json(&json!([mutation, null, { "input": { "name": "Arr", "email": "arr@example.com" } }]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "BAD_REQUEST", "{problem}");
+
     let bodies = [
         r#"{"query":"QUERY","variables":{"input":{"name":"Dup","email":"a@example.com","email":"b@example.com"}}}"#,
         r#"{"query":"QUERY","query":"{ __typename }","variables":{"input":{"name":"Dup","email":"a@example.com"}}}"#,

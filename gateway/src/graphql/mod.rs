@@ -156,12 +156,17 @@ pub async fn handle(
         .as_ref()
         .is_some_and(|document| operation_span::is_mutation(document, &request));
     if is_get && mutation {
-        return ApiError::new(
+        let mut response = ApiError::new(
             axum::http::StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
             "mutations must be sent with POST",
         )
         .into_response();
+        // RFC 9110 requires a 405 to list the methods that the request may use.
+        response
+            .headers_mut()
+            .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+        return response;
     }
 
     let api = state.api.clone();
@@ -237,6 +242,13 @@ async fn read_body(request: axum::extract::Request) -> Result<async_graphql::Req
         .await
         .map_err(|error| ApiError::from(ParseRequestError::Io(std::io::Error::other(error))))?;
     crate::rest::extract::reject_duplicate_keys(&bytes)?;
+    // serde reads a struct from a JSON array too, field by field, so
+    // `["mutation { ... }"]` would run. A batch of objects is rejected
+    // anyway.
+    let first = bytes.iter().find(|byte| !b" \t\r\n".contains(byte));
+    if first.is_some_and(|byte| *byte != b'{') {
+        return Err(not_an_object());
+    }
     let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
     let request = GraphQLRequest::<ApiError>::from_request(request, &()).await?;
     Ok(request.into_inner())
@@ -326,12 +338,7 @@ impl From<ParseRequestError> for ApiError {
             ParseRequestError::Io(error) if is_length_limit(&error) => payload_too_large(),
             // serde's own text names internal types ("untagged enum
             // BatchRequest"), which tell a client nothing.
-            ParseRequestError::InvalidRequest(_) => ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                "invalid GraphQL request: the body must be a JSON object with a \"query\" string \
-                 and optional \"operationName\" string and \"variables\" object",
-            ),
+            ParseRequestError::InvalidRequest(_) => not_an_object(),
             other => ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
@@ -339,6 +346,15 @@ impl From<ParseRequestError> for ApiError {
             ),
         }
     }
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "invalid GraphQL request: the body must be a JSON object with a \"query\" string \
+         and optional \"operationName\" string and \"variables\" object",
+    )
 }
 
 fn payload_too_large() -> ApiError {

@@ -9,6 +9,7 @@ use axum::http::Uri;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::rest::extract::parse_unique_keys;
 
 /// Parameters of a GET request. `variables` and `extensions` are JSON text.
 #[derive(Deserialize)]
@@ -27,9 +28,7 @@ pub fn parse(uri: &Uri) -> Result<Request, ApiError> {
     let Query(parameters) = Query::<Parameters>::try_from_uri(uri)
         .map_err(|rejection| invalid(format!("invalid query string: {}", rejection.body_text())))?;
     let variables = match parameters.variables {
-        Some(text) => serde_json::from_str::<serde_json::Value>(&text)
-            .map(Variables::from_json)
-            .map_err(|error| invalid(format!("invalid variables: {error}")))?,
+        Some(text) => variables(&text)?,
         None => Variables::default(),
     };
     let mut request = Request::new(parameters.query).variables(variables);
@@ -39,6 +38,20 @@ pub fn parse(uri: &Uri) -> Result<Request, ApiError> {
             .map_err(|error| invalid(format!("invalid extensions: {error}")))?;
     }
     Ok(request)
+}
+
+/// Parses `variables` by the rules of a POST body: a JSON object, or null, in
+/// which no object gives a key twice.
+fn variables(text: &str) -> Result<Variables, ApiError> {
+    let value = parse_unique_keys(text.as_bytes())
+        .map_err(|error| invalid(format!("invalid variables: {error}")))?;
+    match value {
+        serde_json::Value::Null => Ok(Variables::default()),
+        serde_json::Value::Object(_) => Ok(Variables::from_json(value)),
+        _ => Err(invalid(
+            "invalid variables: must be a JSON object".to_owned(),
+        )),
+    }
 }
 
 fn invalid(message: String) -> ApiError {
@@ -82,9 +95,20 @@ mod tests {
     }
 
     #[test]
+    fn null_variables_are_empty() {
+        let request = parse_str("query=%7B__typename%7D&variables=null").unwrap();
+        assert!(request.variables.is_empty());
+    }
+
+    #[test]
     fn bad_parameters_are_rejected() {
         assert!(parse_str("query=%7B__typename%7D&variables=%7Bnot-json").is_err());
         assert!(parse_str("query=%7B__typename%7D&extensions=%5B1%5D").is_err());
         assert!(parse_str("query=%7B__typename%7D&operationName=A&operationName=B").is_err());
+        assert!(
+            parse_str("query=%7B__typename%7D&variables=%7B%22a%22%3A1%2C%22a%22%3A2%7D").is_err()
+        );
+        assert!(parse_str("query=%7B__typename%7D&variables=%5B1%5D").is_err());
+        assert!(parse_str("query=%7B__typename%7D&variables=%22x%22").is_err());
     }
 }

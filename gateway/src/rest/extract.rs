@@ -74,12 +74,17 @@ pub fn optional_json<T: DeserializeOwned + Default>(
 /// Rejects a JSON body in which an object gives a key twice. A body that is
 /// not valid JSON passes, for the caller's own parser to report.
 pub fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
-    match serde_json::from_slice::<UniqueKeys>(body) {
+    match parse_unique_keys(body) {
         Err(error) if error.is_data() => {
             Err(ApiError::invalid_argument(format!("request body: {error}")))
         }
         _ => Ok(()),
     }
+}
+
+/// Parses JSON text, failing on an object that gives a key twice.
+pub fn parse_unique_keys(text: &[u8]) -> serde_json::Result<Value> {
+    serde_json::from_slice::<UniqueKeys>(text).map(|UniqueKeys(value)| value)
 }
 
 /// A JSON value read with duplicate object keys rejected. `serde_json`
