@@ -27,6 +27,12 @@ fn error_code(response: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Asserts that the request was rejected before execution with `code`.
+fn assert_rejected(response: &Value, code: &str) {
+    assert_eq!(error_code(response), code, "{response}");
+    assert!(response["data"].is_null(), "{response}");
+}
+
 #[tokio::test]
 async fn mutations_cover_the_order_flow() {
     let platform = start().await;
@@ -196,8 +202,7 @@ async fn query_limits_reject_abuse() {
     let response = platform
         .graphql(&format!("{{ {aliases} }}"), json!({}))
         .await;
-    assert_eq!(error_code(&response), "QUERY_TOO_COMPLEX", "{response}");
-    assert!(response["data"].is_null(), "{response}");
+    assert_rejected(&response, "QUERY_TOO_COMPLEX");
 
     let levels = 9;
     let deep = format!(
@@ -241,12 +246,7 @@ async fn query_limits_reject_abuse() {
     let zero_first = "{ users(first: 0) { nodes { orders(first: 0) { user { orders(first: 0) \
                       { user { orders(first: 0) { user { orders(first: 0) { id } } } } } } } } } }";
     let response = platform.graphql(zero_first, json!({})).await;
-    assert_eq!(
-        error_code(&response),
-        "GRAPHQL_VALIDATION_FAILED",
-        "{response}"
-    );
-    assert!(response["data"].is_null(), "{response}");
+    assert_rejected(&response, "GRAPHQL_VALIDATION_FAILED");
 
     // The product of three maximal `first` arguments overflows 64 bits.
     let huge = "{ users(first: 2147483647) { nodes { orders(first: 2147483647) \
@@ -405,12 +405,7 @@ async fn conflicting_orders_fields_are_rejected() {
     let query = "{ users(first: 2) { nodes { orders(first: 1) { id } \
                  ... on User { orders(first: 2) { items { sku } } } } } }";
     let response = platform.graphql(query, json!({})).await;
-    assert_eq!(
-        error_code(&response),
-        "GRAPHQL_VALIDATION_FAILED",
-        "{response}"
-    );
-    assert!(response["data"].is_null(), "{response}");
+    assert_rejected(&response, "GRAPHQL_VALIDATION_FAILED");
     let message = response["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("\"orders\""), "{message}");
     assert_eq!(

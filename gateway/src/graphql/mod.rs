@@ -17,8 +17,8 @@ mod query_string;
 use async_graphql::ParseRequestError;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Context, EmptySubscription, Schema, SchemaBuilder};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::{FromRequest, State};
+use async_graphql_axum::GraphQLResponse;
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -116,7 +116,7 @@ pub async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    request: axum::extract::Request,
+    body: axum::body::Body,
 ) -> Response {
     let is_get = matches!(method, Method::GET | Method::HEAD);
     if is_get && wants_html(&headers) {
@@ -130,13 +130,12 @@ pub async fn handle(
         )
         .into_response();
     }
-    // async-graphql-axum would read a HEAD request's body, and its
-    // query-string parser misses `operationName`, so GET and HEAD are
-    // parsed here.
+    // GET and HEAD carry the request in the query string, and a HEAD
+    // request's body is not read.
     let request = if is_get {
         query_string::parse(&uri)
     } else {
-        read_body(request).await
+        read_body(body).await
     };
     let request = match request {
         Ok(request) => request,
@@ -231,27 +230,24 @@ pub async fn handle(
     response
 }
 
-/// Reads a POST request as async-graphql-axum does, after rejecting a body
-/// in which a JSON object gives a key twice: serde keeps the last one, so
-/// `"email"` given twice in the variables would create a user with the
-/// second address.
-async fn read_body(request: axum::extract::Request) -> Result<async_graphql::Request, ApiError> {
-    let (parts, body) = request.into_parts();
+/// Reads the JSON body of a POST request. serde keeps the last of two equal
+/// keys, so a body in which an object gives a key twice is rejected: with
+/// `"email"` twice in the variables it would create a user with the second
+/// address. Only an object is read, because serde would read the request
+/// from an array's elements in order, so `["mutation { ... }"]` would run.
+async fn read_body(body: axum::body::Body) -> Result<async_graphql::Request, ApiError> {
     // The route's body limit applies while the body is read.
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|error| ApiError::from(ParseRequestError::Io(std::io::Error::other(error))))?;
-    crate::rest::extract::reject_duplicate_keys(&bytes)?;
-    // serde reads a struct from a JSON array too, field by field, so
-    // `["mutation { ... }"]` would run. A batch of objects is rejected
-    // anyway.
-    let first = bytes.iter().find(|byte| !b" \t\r\n".contains(byte));
-    if first.is_some_and(|byte| *byte != b'{') {
-        return Err(not_an_object());
-    }
-    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
-    let request = GraphQLRequest::<ApiError>::from_request(request, &()).await?;
-    Ok(request.into_inner())
+    let value = match crate::rest::extract::parse_unique_keys(&bytes) {
+        Ok(value) if value.is_object() => value,
+        Err(error) if error.is_data() => {
+            return Err(ApiError::invalid_argument(format!("request body: {error}")));
+        }
+        _ => return Err(not_an_object()),
+    };
+    serde_json::from_value(value).map_err(|_| not_an_object())
 }
 
 /// Returns the `id` of what a one-field mutation such as `createUser`

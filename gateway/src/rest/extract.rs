@@ -57,7 +57,7 @@ pub fn optional_json<T: DeserializeOwned + Default>(
             "request body must be JSON with Content-Type: application/json",
         ));
     }
-    let UniqueKeys(value) = serde_json::from_slice(body).map_err(|error| {
+    let value = parse_unique_keys(body).map_err(|error| {
         if error.is_data() {
             ApiError::invalid_argument(format!("request body: {error}"))
         } else {
@@ -69,17 +69,6 @@ pub fn optional_json<T: DeserializeOwned + Default>(
         }
     })?;
     parse_object(value)
-}
-
-/// Rejects a JSON body in which an object gives a key twice. A body that is
-/// not valid JSON passes, for the caller's own parser to report.
-pub fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
-    match parse_unique_keys(body) {
-        Err(error) if error.is_data() => {
-            Err(ApiError::invalid_argument(format!("request body: {error}")))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Parses JSON text, failing on an object that gives a key twice.
