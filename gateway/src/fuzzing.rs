@@ -128,7 +128,7 @@ impl GraphqlValidator {
         graphql::check_document(&request.query)?;
         let mut rejection = None;
         if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
-            rejection = self.checks.check(&document).err();
+            rejection = self.checks.check(&document, &request.query).err();
             let _span = graphql::operation_span::span_for(&document, &request);
             let _fields = graphql::operation_span::root_fields(&document, &request);
             let _target = graphql::operation_span::target_argument(&document, &request);

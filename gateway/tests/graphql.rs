@@ -489,7 +489,9 @@ async fn graphiql_for_browsers_and_get_queries() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "BAD_REQUEST");
+    assert_eq!(body["code"], "MALFORMED_JSON", "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("line 1 column 2"), "{body}");
 
     // JSON of the wrong shape gets a message in the API's terms.
     let response = platform
@@ -545,7 +547,7 @@ async fn head_is_handled_like_get() {
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     // A body on HEAD is not read, as on GET, so a mutation in it does not
-    // run and the empty query fails validation.
+    // run and the request lacks its query parameter.
     let response = platform
         .client
         .head(platform.url("/graphql"))
@@ -553,7 +555,7 @@ async fn head_is_handled_like_get() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let (_, metrics) = platform.get("/api/v1/metrics/users").await;
     assert_eq!(metrics["total_users"], "0", "a HEAD request created a user");
 }
@@ -680,10 +682,64 @@ async fn duplicate_keys_and_arrays_are_rejected() {
         let detail = problem["detail"].as_str().unwrap_or_default();
         assert!(detail.contains("duplicate key"), "{problem}");
     }
+    // The same rule for an input object literal in the query text, which
+    // the GraphQL parser would collapse to its last field.
+    let literal = r#"mutation { createUser(input: { name: "Dup", email: "a@example.com", email: "b@example.com" }) { id } }"#;
+    let response = platform.graphql(literal, json!({})).await;
+    assert_rejected(&response, "GRAPHQL_VALIDATION_FAILED");
+    let message = response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("\"email\" twice"), "{response}");
+    assert_eq!(
+        response["errors"][0]["locations"][0]["column"], 69,
+        "{response}"
+    );
+
     let (_, metrics) = platform.get("/api/v1/metrics/users").await;
     assert_eq!(
         metrics["total_users"], "0",
         "a rejected request created a user"
+    );
+}
+
+#[tokio::test]
+async fn graphql_rejects_a_request_without_a_query() {
+    let platform = start().await;
+    for body in [
+        r#"{}"#,
+        r#"{"variables":{}}"#,
+        r#"{"query":null}"#,
+        r#"{"query":7}"#,
+    ] {
+        let response = platform
+            .client
+            .post(platform.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "BAD_REQUEST", "{body}: {problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("\"query\" string"), "{body}: {problem}");
+    }
+    let response = platform
+        .client
+        .get(platform.url("/graphql?operationName=A"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "BAD_REQUEST", "{problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("\"query\" parameter is missing"),
+        "{problem}"
     );
 }
 

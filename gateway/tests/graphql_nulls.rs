@@ -101,6 +101,16 @@ async fn a_failed_nullable_field_is_null() {
     };
     assert!(position("id") < position("buyer"), "{body}");
     assert!(position("buyer") < position("status"), "{body}");
+
+    // A field selected twice is one field of the response, with one error.
+    let response = run(
+        &platform,
+        &url,
+        "query ($id: ID!) { order(id: $id) { buyer: user { name } ... on Order { buyer: user { name } } } }",
+        json!({ "id": order["id"] }),
+    )
+    .await;
+    assert_eq!(error_paths(&response), [json!(["order", "buyer"])]);
 }
 
 #[tokio::test]

@@ -73,10 +73,7 @@ impl TelemetryConfig {
     ) -> anyhow::Result<Self> {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let loki_url = non_empty("LOKI_URL")
-            .map(|text| {
-                url::Url::parse(&text)
-                    .map_err(|error| anyhow::anyhow!("invalid LOKI_URL {text:?}: {error}"))
-            })
+            .map(|text| loki_base(&text))
             .transpose()?;
         Ok(Self {
             service_name: non_empty("OTEL_SERVICE_NAME")
@@ -149,6 +146,21 @@ fn parse_sampler(name: Option<&str>, argument: Option<&str>) -> anyhow::Result<S
     })
 }
 
+/// Parses `LOKI_URL`, which must be an http or https URL with a host.
+/// `localhost:3100` parses as a URL of scheme `localhost`, so the scheme is
+/// checked by name.
+fn loki_base(text: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(text)
+        .map_err(|error| anyhow::anyhow!("invalid LOKI_URL {text:?}: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        anyhow::bail!(
+            "invalid LOKI_URL {text:?}: must be an http or https URL with a host, \
+             as in http://loki:3100"
+        );
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -197,5 +209,10 @@ mod tests {
         assert!(config(&[("OTEL_TRACES_SAMPLER_ARG", "1.5")]).is_err());
         assert!(config(&[("OTEL_TRACES_SAMPLER_ARG", "half")]).is_err());
         assert!(config(&[("LOKI_URL", "not a url")]).is_err());
+        for text in ["localhost:3100", "ftp://loki:3100", "file:///tmp/loki"] {
+            let error = config(&[("LOKI_URL", text)]).unwrap_err().to_string();
+            assert!(error.contains(text), "{error}");
+            assert!(error.contains("http or https"), "{error}");
+        }
     }
 }

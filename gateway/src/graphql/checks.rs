@@ -15,7 +15,7 @@ use async_graphql::{OutputType, Response, ServerResult};
 
 use super::mutation::Mutation;
 use super::query::Query;
-use super::{QueryLimits, limits, nulls};
+use super::{QueryLimits, limits, literal_keys, nulls};
 
 /// Limits of one document and the schema's types for null propagation.
 pub struct DocumentChecks {
@@ -35,11 +35,13 @@ impl DocumentChecks {
     }
 
     /// Rejects a document that expands to too many selections, selects
-    /// fields that cannot merge, or has too many aliases. Runs before the
-    /// schema, whose parse step expands every fragment spread.
-    pub fn check(&self, document: &ExecutableDocument) -> ServerResult<()> {
+    /// fields that cannot merge, has too many aliases, or gives a field of
+    /// an input object literal twice. `document` is `query` parsed. Runs
+    /// before the schema, whose parse step expands every fragment spread.
+    pub fn check(&self, document: &ExecutableDocument, query: &str) -> ServerResult<()> {
         limits::check_expansion(document, self.max_expanded)?;
-        limits::check_aliases(document, self.max_aliases)
+        limits::check_aliases(document, self.max_aliases)?;
+        literal_keys::check(query)
     }
 
     /// Makes each failed field of `response` null, as

@@ -72,7 +72,7 @@ pub fn nesting_depth(query: &str) -> usize {
 
 /// Returns the index of the line terminator (`\n` or `\r`, as GraphQL
 /// defines it) that ends a comment whose text starts at `start`.
-fn end_of_comment(bytes: &[u8], start: usize) -> usize {
+pub(super) fn end_of_comment(bytes: &[u8], start: usize) -> usize {
     bytes[start..]
         .iter()
         .position(|&byte| byte == b'\n' || byte == b'\r')
@@ -82,7 +82,7 @@ fn end_of_comment(bytes: &[u8], start: usize) -> usize {
 /// Returns the index after the quote that ends a string literal whose text
 /// starts at `start`. A line terminator ends it too, and the brackets after
 /// it are counted, because the parser rejects a string that contains one.
-fn end_of_string(bytes: &[u8], start: usize) -> usize {
+pub(super) fn end_of_string(bytes: &[u8], start: usize) -> usize {
     let mut index = start;
     while index < bytes.len() {
         match bytes[index] {
@@ -98,7 +98,7 @@ fn end_of_string(bytes: &[u8], start: usize) -> usize {
 /// Returns the index after the `"""` that ends a block string whose text
 /// starts at `start`, or `None` when no `"""` ends it. Inside a block
 /// string only `\"""` is an escape.
-fn end_of_block_string(bytes: &[u8], start: usize) -> Option<usize> {
+pub(super) fn end_of_block_string(bytes: &[u8], start: usize) -> Option<usize> {
     let mut index = start;
     while index < bytes.len() {
         if bytes[index..].starts_with(b"\\\"\"\"") {
@@ -327,8 +327,9 @@ mod tests {
     #[test]
     fn checks_reject_fragment_bomb() {
         let checks = super::super::DocumentChecks::new(super::super::QueryLimits::default());
-        let document = async_graphql::parser::parse_query(fragment_bomb(16)).unwrap();
-        let error = checks.check(&document).unwrap_err();
+        let query = fragment_bomb(16);
+        let document = async_graphql::parser::parse_query(&query).unwrap();
+        let error = checks.check(&document, &query).unwrap_err();
         let code = error
             .extensions
             .as_ref()

@@ -5,6 +5,7 @@
 mod checks;
 mod field_merge;
 mod limits;
+mod literal_keys;
 mod loaders;
 mod mutation;
 mod nulls;
@@ -150,7 +151,7 @@ pub async fn handle(
     let document = async_graphql::parser::parse_query(&request.query).ok();
     let rejection = document
         .as_ref()
-        .and_then(|document| state.checks.check(document).err());
+        .and_then(|document| state.checks.check(document, &request.query).err());
     let mutation = document
         .as_ref()
         .is_some_and(|document| operation_span::is_mutation(document, &request));
@@ -213,6 +214,7 @@ pub async fn handle(
             response
         }
     };
+    drop_repeated_errors(&mut response);
     label_validation_errors(&mut response);
     let outcome = audit_outcome(&response);
     let target_id = argument.or_else(|| created_id(&response));
@@ -233,20 +235,20 @@ pub async fn handle(
 /// Reads the JSON body of a POST request. serde keeps the last of two equal
 /// keys, so a body in which an object gives a key twice is rejected: with
 /// `"email"` twice in the variables it would create a user with the second
-/// address. Only an object is read, because serde would read the request
-/// from an array's elements in order, so `["mutation { ... }"]` would run.
+/// address. Only an object with a `query` string is read, because serde
+/// would read the request from an array's elements in order, so
+/// `["mutation { ... }"]` would run, and `{}` would run an empty document.
 async fn read_body(body: axum::body::Body) -> Result<async_graphql::Request, ApiError> {
     // The route's body limit applies while the body is read.
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|error| ApiError::from(ParseRequestError::Io(std::io::Error::other(error))))?;
-    let value = match crate::rest::extract::parse_unique_keys(&bytes) {
-        Ok(value) if value.is_object() => value,
-        Err(error) if error.is_data() => {
-            return Err(ApiError::invalid_argument(format!("request body: {error}")));
-        }
-        _ => return Err(not_an_object()),
-    };
+    let value = crate::rest::extract::parse_unique_keys(&bytes)
+        .map_err(crate::rest::extract::body_error)?;
+    // A body without a `query` string would run as an empty document.
+    if !value.get("query").is_some_and(serde_json::Value::is_string) {
+        return Err(not_an_object());
+    }
     serde_json::from_value(value).map_err(|_| not_an_object())
 }
 
@@ -366,6 +368,23 @@ fn payload_too_large() -> ApiError {
 /// `http_body_util::LengthLimitError` is what identifies it.
 fn is_length_limit(error: &std::io::Error) -> bool {
     error.to_string() == "length limit exceeded"
+}
+
+/// Drops an error that repeats an earlier one's path and message.
+/// async-graphql resolves a field selected twice, once plainly and once
+/// through a fragment, twice, though the response contains it once.
+fn drop_repeated_errors(response: &mut async_graphql::Response) {
+    if response.errors.len() < 2 {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    response.errors.retain(|error| {
+        error.path.is_empty()
+            || seen.insert((
+                serde_json::to_string(&error.path).unwrap_or_default(),
+                error.message.clone(),
+            ))
+    });
 }
 
 /// Gives errors raised before execution (parse, validation and limit errors)

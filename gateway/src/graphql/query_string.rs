@@ -14,8 +14,7 @@ use crate::rest::extract::parse_unique_keys;
 /// Parameters of a GET request. `variables` and `extensions` are JSON text.
 #[derive(Deserialize)]
 struct Parameters {
-    #[serde(default)]
-    query: String,
+    query: Option<String>,
     /// `operation_name` is accepted too, as async-graphql's parser read it.
     #[serde(rename = "operationName", alias = "operation_name")]
     operation_name: Option<String>,
@@ -27,11 +26,14 @@ struct Parameters {
 pub fn parse(uri: &Uri) -> Result<Request, ApiError> {
     let Query(parameters) = Query::<Parameters>::try_from_uri(uri)
         .map_err(|rejection| invalid(format!("invalid query string: {}", rejection.body_text())))?;
+    let query = parameters
+        .query
+        .ok_or_else(|| invalid("the \"query\" parameter is missing".to_owned()))?;
     let variables = match parameters.variables {
         Some(text) => variables(&text)?,
         None => Variables::default(),
     };
-    let mut request = Request::new(parameters.query).variables(variables);
+    let mut request = Request::new(query).variables(variables);
     request.operation_name = parameters.operation_name;
     if let Some(text) = parameters.extensions {
         request.extensions = serde_json::from_str(&text)
@@ -98,6 +100,18 @@ mod tests {
     fn null_variables_are_empty() {
         let request = parse_str("query=%7B__typename%7D&variables=null").unwrap();
         assert!(request.variables.is_empty());
+    }
+
+    #[test]
+    fn parse_rejects_a_missing_query() {
+        let error = parse_str("operationName=A").unwrap_err();
+        assert!(
+            error.detail.contains("\"query\" parameter is missing"),
+            "{error:?}"
+        );
+        assert!(parse_str("").is_err());
+        // An empty document is a request; its parse error comes from execution.
+        assert_eq!(parse_str("query=").unwrap().query, "");
     }
 
     #[test]

@@ -57,18 +57,23 @@ pub fn optional_json<T: DeserializeOwned + Default>(
             "request body must be JSON with Content-Type: application/json",
         ));
     }
-    let value = parse_unique_keys(body).map_err(|error| {
-        if error.is_data() {
-            ApiError::invalid_argument(format!("request body: {error}"))
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MALFORMED_JSON",
-                format!("request body is not valid JSON: {error}"),
-            )
-        }
-    })?;
+    let value = parse_unique_keys(body).map_err(body_error)?;
     parse_object(value)
+}
+
+/// Maps a JSON body that [`parse_unique_keys`] rejected to its error: a key
+/// given twice is INVALID_ARGUMENT, text that is not JSON MALFORMED_JSON,
+/// both with serde's line and column.
+pub fn body_error(error: serde_json::Error) -> ApiError {
+    if error.is_data() {
+        ApiError::invalid_argument(format!("request body: {error}"))
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            format!("request body is not valid JSON: {error}"),
+        )
+    }
 }
 
 /// Parses JSON text, failing on an object that gives a key twice.

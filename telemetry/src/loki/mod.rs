@@ -207,14 +207,17 @@ impl LokiClient {
 /// Loki's push URL below `base`. A base path without a trailing slash is a
 /// folder too, so `http://proxy/loki` pushes to
 /// `http://proxy/loki/loki/api/v1/push`. A plain join would replace its
-/// last segment.
+/// last segment. The base's query string, such as a proxy's tenant
+/// parameter, stays on the push URL; a join would drop it.
 fn push_endpoint(base: &url::Url) -> Result<url::Url, url::ParseError> {
     let mut base = base.clone();
     if !base.path().ends_with('/') {
         let folder = format!("{}/", base.path());
         base.set_path(&folder);
     }
-    base.join("loki/api/v1/push")
+    let mut endpoint = base.join("loki/api/v1/push")?;
+    endpoint.set_query(base.query());
+    Ok(endpoint)
 }
 
 /// Starts the background task and returns the layer that feeds it, which
@@ -261,6 +264,10 @@ mod tests {
             (
                 "http://proxy/tenant/",
                 "http://proxy/tenant/loki/api/v1/push",
+            ),
+            (
+                "http://proxy/tenant?org=a&x=1",
+                "http://proxy/tenant/loki/api/v1/push?org=a&x=1",
             ),
         ] {
             let base = url::Url::parse(base).unwrap();
