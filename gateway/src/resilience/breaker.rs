@@ -206,6 +206,20 @@ impl Permit {
         self.reported = true;
         self.breaker.record(self.probe, false);
     }
+
+    /// Ends the call without a verdict, as for a timeout that the request's
+    /// own short budget caused. A probe hands its turn to the next call, and
+    /// the circuit stays half-open.
+    pub fn inconclusive(mut self) {
+        self.reported = true;
+        if self.probe {
+            self.breaker
+                .inner
+                .lock()
+                .expect("breaker lock")
+                .probe_in_flight = false;
+        }
+    }
 }
 
 impl Drop for Permit {
@@ -303,6 +317,22 @@ mod tests {
         assert_eq!(breaker.state(), State::Open);
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(breaker.admit().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inconclusive_probe_leaves_the_circuit_half_open() {
+        let breaker = breaker(1, 1000);
+        breaker.admit().unwrap().failed();
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        breaker.admit().unwrap().inconclusive();
+        assert_eq!(breaker.state(), State::HalfOpen);
+        let probe = breaker.admit().expect("the next call probes");
+        assert!(
+            breaker.admit().is_none(),
+            "a second caller during the probe"
+        );
+        probe.succeeded();
+        assert_eq!(breaker.state(), State::Closed);
     }
 
     #[tokio::test(start_paused = true)]

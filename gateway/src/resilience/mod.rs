@@ -312,7 +312,9 @@ impl Policy {
         // when REQUEST_TIMEOUT_MS is not above BACKEND_TIMEOUT_MS.
         let budget_bound = budget.is_some_and(|budget| budget < self.call_timeout / 2);
         let timed_out = |permit: Permit| {
-            if !budget_bound {
+            if budget_bound {
+                permit.inconclusive();
+            } else {
                 permit.failed();
             }
         };
@@ -389,7 +391,7 @@ impl Policy {
             return;
         };
         match code {
-            Some(tonic::Code::DeadlineExceeded) if budget_bound => {}
+            Some(tonic::Code::DeadlineExceeded) if budget_bound => permit.inconclusive(),
             Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) | None => {
                 permit.failed();
             }

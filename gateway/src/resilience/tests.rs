@@ -83,10 +83,18 @@ fn resilient(backend: &Scripted) -> Resilient<Scripted> {
 }
 
 fn resilient_opening_after(backend: &Scripted, breaker_failures: u32) -> Resilient<Scripted> {
+    resilient_cooling(backend, breaker_failures, Duration::from_secs(60))
+}
+
+fn resilient_cooling(
+    backend: &Scripted,
+    breaker_failures: u32,
+    breaker_cooldown: Duration,
+) -> Resilient<Scripted> {
     let settings = ResilienceSettings {
         retry_backoff: Duration::from_millis(1),
         breaker_failures,
-        breaker_cooldown: Duration::from_secs(60),
+        breaker_cooldown,
         ..ResilienceSettings::default()
     };
     let metrics = ResilienceMetrics::new(&Registry::new()).unwrap();
@@ -196,6 +204,24 @@ async fn spent_request_budget_leaves_the_breaker_closed() {
     }
 
     // Two failures would open the breaker; these were the client's budget.
+    let response = call_through(&layer, "GetUser").await.unwrap();
+    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    assert_eq!(backend.calls(), 3);
+}
+
+#[tokio::test]
+async fn budget_bound_probe_timeout_keeps_half_open() {
+    let backend = Scripted::new([Reply::TimesOut, Reply::Slow, Reply::Status(tonic::Code::Ok)]);
+    let layer = resilient_cooling(&backend, 1, Duration::from_millis(50));
+    let result = call_through(&layer, "GetUser").await;
+    assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+
+    // The probe meets a request with 20 ms left, which shows nothing about
+    // the backend, so the next call probes again instead of failing fast.
+    let budget = Some(Instant::now() + Duration::from_millis(20));
+    let result = deadline::scope(budget, call_through(&layer, "GetUser")).await;
+    assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
     let response = call_through(&layer, "GetUser").await.unwrap();
     assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
     assert_eq!(backend.calls(), 3);
