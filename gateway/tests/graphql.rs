@@ -744,6 +744,34 @@ async fn graphql_rejects_a_request_without_a_query() {
 }
 
 #[tokio::test]
+async fn response_keys_follow_the_selection_order() {
+    let platform = start().await;
+    let user = create_user(&platform, "Urut", "urut@example.com").await;
+    // `userMetrics` and `orders` wait on a backend while `__typename` and
+    // `id` do not, so in finishing order they would come last.
+    let query = "query ($id: ID!) { metrics: userMetrics { totalUsers } kind: __typename \
+                 user(id: $id) { orders(first: 1) { id } id } }";
+    let body = platform
+        .client
+        .post(platform.url("/graphql"))
+        .json(&json!({ "query": query, "variables": { "id": user["id"] } }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let position = |text: &str| {
+        body.find(text)
+            .unwrap_or_else(|| panic!("no {text} in {body}"))
+    };
+    assert!(position("\"metrics\":") < position("\"kind\":"), "{body}");
+    assert!(position("\"kind\":") < position("\"user\":"), "{body}");
+    let user_id = format!("\"id\":{}", user["id"]);
+    assert!(position("\"orders\":") < position(&user_id), "{body}");
+}
+
+#[tokio::test]
 async fn introspection_fits_the_depth_limit() {
     let platform = start().await;
     let type_ref = "kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";

@@ -1,5 +1,6 @@
-//! The document limits that async-graphql does not check, and null
-//! propagation for failed fields, run by the handler around the schema.
+//! The document limits that async-graphql does not check, and the rewrites
+//! of its responses (null propagation, key order), run by the handler
+//! around the schema.
 //!
 //! They are not a schema extension because async-graphql passes every
 //! field resolution through each registered extension, boxing a future and
@@ -15,7 +16,7 @@ use async_graphql::{OutputType, Response, ServerResult};
 
 use super::mutation::Mutation;
 use super::query::Query;
-use super::{QueryLimits, limits, literal_keys, nulls};
+use super::{QueryLimits, key_order, limits, literal_keys, nulls};
 
 /// Limits of one document and the schema's types for null propagation.
 pub struct DocumentChecks {
@@ -44,21 +45,19 @@ impl DocumentChecks {
         literal_keys::check(query)
     }
 
-    /// Makes each failed field of `response` null, as
-    /// [`nulls::propagate`] describes. `query` is parsed again only when
-    /// a field failed.
-    pub fn propagate_nulls(
+    /// Rewrites a response of `document` as the specification describes: each
+    /// failed field null, as [`nulls::propagate`] describes, and every
+    /// object's keys in selection order (see [`key_order`]).
+    pub fn finish(
         &self,
         response: &mut Response,
-        query: &str,
+        document: &ExecutableDocument,
         operation_name: Option<&str>,
     ) {
-        if response.errors.iter().all(|error| error.path.is_empty()) {
-            return;
+        if response.errors.iter().any(|error| !error.path.is_empty()) {
+            nulls::propagate(response, document, operation_name, &self.registry);
         }
-        if let Ok(document) = async_graphql::parser::parse_query(query) {
-            nulls::propagate(response, &document, operation_name, &self.registry);
-        }
+        key_order::restore(&mut response.data, document, operation_name);
     }
 }
 

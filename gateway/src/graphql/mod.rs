@@ -4,6 +4,7 @@
 
 mod checks;
 mod field_merge;
+mod key_order;
 mod limits;
 mod literal_keys;
 mod loaders;
@@ -14,6 +15,7 @@ pub mod playground;
 mod prefetch;
 mod query;
 mod query_string;
+mod selections;
 
 use async_graphql::ParseRequestError;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
@@ -192,25 +194,29 @@ pub async fn handle(
             .delay(BATCH_WINDOW),
         );
 
-    let (span, operation, argument) = match document {
+    let (span, operation, argument, shape) = match document {
         Some(document) => {
             let span = operation_span::span_for(&document, &request);
             let operation = operation_span::root_fields(&document, &request);
             let argument = operation_span::target_argument(&document, &request);
             request = request.data(prefetch::OrderDetails::of(&document));
+            // The schema takes the document; the copy shapes its response.
+            let shape = document.clone();
             request.set_parsed_query(document);
-            (span, operation, argument)
+            (span, operation, argument, Some(shape))
         }
-        None => (operation_span::unnamed_span(), None, None),
+        None => (operation_span::unnamed_span(), None, None, None),
     };
     let mut response = match rejection {
         Some(error) => async_graphql::Response::from_errors(vec![error]),
         None => {
-            let (query, operation_name) = (request.query.clone(), request.operation_name.clone());
+            let operation_name = request.operation_name.clone();
             let mut response = state.schema.execute(request).instrument(span).await;
-            state
-                .checks
-                .propagate_nulls(&mut response, &query, operation_name.as_deref());
+            if let Some(document) = &shape {
+                state
+                    .checks
+                    .finish(&mut response, document, operation_name.as_deref());
+            }
             response
         }
     };
