@@ -117,8 +117,11 @@ impl Verifier {
         {
             return Ok(verified.identity);
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|error| invalid(format!("token is not a valid JWT: {}", describe(&error))))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|error| match unknown_algorithm(token) {
+                Some(alg) => self.not_accepted(&alg),
+                None => invalid(format!("token is not a valid JWT: {}", describe(&error))),
+            })?;
         let key = self.key_for(header.alg, header.kid.as_deref()).await?;
         let claims = jsonwebtoken::decode::<Value>(token, &key, &self.validation(header.alg))
             .map_err(|error| invalid(describe(&error)))?
@@ -139,11 +142,15 @@ impl Verifier {
         match (alg, &self.hs256, &self.jwks) {
             (Algorithm::HS256, Some(key), _) => Ok(key.clone()),
             (Algorithm::RS256 | Algorithm::ES256, _, Some(jwks)) => jwks.key(alg, kid).await,
-            _ => Err(invalid(format!(
-                "token algorithm {alg:?} is not accepted; accepted: {}",
-                self.accepted().join(", ")
-            ))),
+            _ => Err(self.not_accepted(&format!("{alg:?}"))),
         }
+    }
+
+    fn not_accepted(&self, alg: &str) -> TokenError {
+        invalid(format!(
+            "token algorithm {alg} is not accepted; accepted: {}",
+            self.accepted().join(", ")
+        ))
     }
 
     fn accepted(&self) -> Vec<&'static str> {
@@ -205,6 +212,23 @@ fn is_valid_subject(subject: &str) -> bool {
     !subject.is_empty()
         && subject.len() <= MAX_SUBJECT_LEN
         && subject.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
+/// Returns the `alg` of a token whose header is JSON but names an algorithm
+/// that jsonwebtoken does not know, such as `none`, which it reports only as
+/// a JSON error. At most 16 visible ASCII characters are returned, so the
+/// message cannot carry much of what the client sent.
+fn unknown_algorithm(token: &str) -> Option<String> {
+    use base64::Engine;
+    let segment = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .ok()?;
+    let header: Value = serde_json::from_slice(&bytes).ok()?;
+    let alg = header.get("alg")?.as_str()?;
+    let printable =
+        !alg.is_empty() && alg.len() <= 16 && alg.bytes().all(|byte| byte.is_ascii_graphic());
+    printable.then(|| format!("{alg:?}"))
 }
 
 /// A client-facing description of a decoding failure; it never repeats the
