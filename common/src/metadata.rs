@@ -6,6 +6,12 @@ use tonic::metadata::MetadataMap;
 /// Metadata key that carries the request id between the gateway and services.
 pub const REQUEST_ID_KEY: &str = "x-request-id";
 
+/// Metadata key of an UNAVAILABLE status that a service returns because a
+/// service it calls is unavailable; the value names that service. Such a
+/// status comes from a working service, so its callers do not count it
+/// against that service's circuit.
+pub const UNAVAILABLE_DEPENDENCY_KEY: &str = "x-unavailable-dependency";
+
 pub use lintas_telemetry::grpc::{CALLER_ROLE_KEY, CALLER_SUBJECT_KEY};
 
 /// Maximum request id length accepted from a caller; longer ones are replaced.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use lintas_common::metadata::{request_id, response_metadata};
+use lintas_common::metadata::{UNAVAILABLE_DEPENDENCY_KEY, request_id, response_metadata};
 use lintas_common::page_token::PageTokenCodec;
 use lintas_proto::common::v1::health_check_response::ServingStatus;
 use lintas_proto::common::v1::{HealthCheckRequest, HealthCheckResponse};
@@ -443,7 +443,7 @@ fn status_from_user_check(error: UserCheckError, request_id: &str) -> Status {
         }
         UserCheckError::TimedOut(timeout) => {
             tracing::warn!(?timeout, %request_id, "user service timed out");
-            Status::unavailable(format!(
+            users_unavailable(format!(
                 "could not check user_id because the user service timed out after {timeout:?}, \
                  retry later"
             ))
@@ -455,9 +455,21 @@ fn status_from_user_check(error: UserCheckError, request_id: &str) -> Status {
                 %request_id,
                 "user service call failed"
             );
-            Status::unavailable(
-                "could not check user_id because the user service is unavailable, retry later",
+            users_unavailable(
+                "could not check user_id because the user service is unavailable, retry later"
+                    .to_owned(),
             )
         }
     }
+}
+
+/// UNAVAILABLE because the user service is, marked so that the gateway's
+/// circuit for this service stays closed.
+fn users_unavailable(message: String) -> Status {
+    let mut status = Status::unavailable(message);
+    status.metadata_mut().insert(
+        UNAVAILABLE_DEPENDENCY_KEY,
+        tonic::metadata::MetadataValue::from_static("user-svc"),
+    );
+    status
 }

@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
+use lintas_common::metadata::UNAVAILABLE_DEPENDENCY_KEY;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use rand::Rng as _;
 use tokio::time::{Duration, Instant};
@@ -361,6 +362,15 @@ impl Policy {
         };
         let mut response = response;
         match grpc_status(response.headers()) {
+            // The backend works but a service that it calls does not: that
+            // says nothing of this backend's health, and a retry would meet
+            // the same outage.
+            Some(tonic::Code::Unavailable)
+                if response.headers().contains_key(UNAVAILABLE_DEPENDENCY_KEY) =>
+            {
+                permit.succeeded();
+                Attempt::Done(Ok(response))
+            }
             Some(tonic::Code::Unavailable) => {
                 permit.failed();
                 Attempt::Unavailable(Ok(response))

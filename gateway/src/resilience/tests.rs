@@ -17,6 +17,8 @@ enum Reply {
     TimesOut,
     /// Responds OK after a second.
     Slow,
+    /// Responds UNAVAILABLE because a service that the backend calls is.
+    DependencyUnavailable,
 }
 
 /// A backend that follows a script, one reply per call, and counts calls.
@@ -69,6 +71,11 @@ impl Service<http::Request<Body>> for Scripted {
                         .body(Body::empty())
                         .unwrap())
                 }
+                Reply::DependencyUnavailable => Ok(http::Response::builder()
+                    .header("grpc-status", (tonic::Code::Unavailable as i32).to_string())
+                    .header(UNAVAILABLE_DEPENDENCY_KEY, "user-svc")
+                    .body(Body::empty())
+                    .unwrap()),
                 Reply::ConnectionReset => {
                     let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
                     Err(Box::new(reset) as BoxError)
@@ -223,6 +230,27 @@ async fn budget_bound_probe_timeout_keeps_half_open() {
     let result = deadline::scope(budget, call_through(&layer, "GetUser")).await;
     assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
     let response = call_through(&layer, "GetUser").await.unwrap();
+    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    assert_eq!(backend.calls(), 3);
+}
+
+#[tokio::test]
+async fn dependency_outage_leaves_the_breaker_closed() {
+    let backend = Scripted::new([
+        Reply::DependencyUnavailable,
+        Reply::DependencyUnavailable,
+        Reply::Status(tonic::Code::Ok),
+    ]);
+    let layer = resilient_opening_after(&backend, 2);
+    for _ in 0..2 {
+        // A read, so a plain UNAVAILABLE would also have been retried.
+        let response = call_through(&layer, "GetOrder").await.unwrap();
+        assert_eq!(
+            grpc_status(response.headers()),
+            Some(tonic::Code::Unavailable)
+        );
+    }
+    let response = call_through(&layer, "GetOrder").await.unwrap();
     assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
     assert_eq!(backend.calls(), 3);
 }

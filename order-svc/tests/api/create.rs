@@ -212,6 +212,22 @@ async fn create_order_rejects_suspended_user() {
     assert!(app.all_orders().await.is_empty());
 }
 
+/// Checks that an UNAVAILABLE status names the user service as the cause,
+/// so that the gateway does not count it against this service's circuit.
+fn assert_dependency_unavailable<T>(result: &Result<T, tonic::Status>) {
+    let Err(status) = result else {
+        panic!("the call succeeded");
+    };
+    let dependency = status
+        .metadata()
+        .get(lintas_common::metadata::UNAVAILABLE_DEPENDENCY_KEY);
+    assert_eq!(
+        dependency.and_then(|value| value.to_str().ok()),
+        Some("user-svc"),
+        "{status:?}"
+    );
+}
+
 #[tokio::test]
 async fn create_order_with_user_service_down_is_unavailable() {
     let mut app = spawn_app_with_user_service(closed_port_url().await).await;
@@ -221,6 +237,7 @@ async fn create_order_with_user_service_down_is_unavailable() {
     let result = app.orders.create_order(order_request(&user_id)).await;
     let elapsed = started.elapsed();
 
+    assert_dependency_unavailable(&result);
     assert_rejected(
         result,
         Code::Unavailable,
@@ -246,6 +263,7 @@ async fn create_order_with_silent_user_service_times_out() {
     let result = app.orders.create_order(order_request(&user_id)).await;
     let elapsed = started.elapsed();
 
+    assert_dependency_unavailable(&result);
     assert_rejected(
         result,
         Code::Unavailable,
