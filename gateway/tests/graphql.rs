@@ -33,6 +33,27 @@ fn assert_rejected(response: &Value, code: &str) {
     assert!(response["data"].is_null(), "{response}");
 }
 
+/// Posts `body`, JSON text that may be malformed, to /graphql.
+async fn post_text(platform: &common::Platform, body: &str) -> reqwest::Response {
+    platform
+        .client
+        .post(platform.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Checks that `response` is a problem with `status` and `code`, and
+/// returns its detail.
+async fn problem_detail(response: reqwest::Response, status: StatusCode, code: &str) -> String {
+    assert_eq!(response.status(), status);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], code, "{problem}");
+    problem["detail"].as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn mutations_cover_the_order_flow() {
     let platform = start().await;
@@ -479,19 +500,9 @@ async fn graphiql_for_browsers_and_get_queries() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["userMetrics"]["totalUsers"], "0", "{body}");
 
-    let response = platform
-        .client
-        .post(platform.url("/graphql"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "MALFORMED_JSON", "{body}");
-    let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("line 1 column 2"), "{body}");
+    let response = post_text(&platform, "{not json").await;
+    let detail = problem_detail(response, StatusCode::BAD_REQUEST, "MALFORMED_JSON").await;
+    assert!(detail.contains("line 1 column 2"), "{detail}");
 
     // JSON of the wrong shape gets a message in the API's terms.
     let response = platform
@@ -668,19 +679,9 @@ async fn duplicate_keys_and_arrays_are_rejected() {
         r#"{"query":"QUERY","query":"{ __typename }","variables":{"input":{"name":"Dup","email":"a@example.com"}}}"#,
     ];
     for body in bodies {
-        let response = platform
-            .client
-            .post(platform.url("/graphql"))
-            .header("content-type", "application/json")
-            .body(body.replace("QUERY", mutation))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
-        let problem: Value = response.json().await.unwrap();
-        assert_eq!(problem["code"], "INVALID_ARGUMENT", "{problem}");
-        let detail = problem["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains("duplicate key"), "{problem}");
+        let response = post_text(&platform, &body.replace("QUERY", mutation)).await;
+        let detail = problem_detail(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+        assert!(detail.contains("duplicate key"), "{body}: {detail}");
     }
     // The same rule for an input object literal in the query text, which
     // the GraphQL parser would collapse to its last field.
@@ -712,19 +713,9 @@ async fn graphql_rejects_a_request_without_a_query() {
         r#"{"query":null}"#,
         r#"{"query":7}"#,
     ] {
-        let response = platform
-            .client
-            .post(platform.url("/graphql"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
-        let problem: Value = response.json().await.unwrap();
-        assert_eq!(problem["code"], "BAD_REQUEST", "{body}: {problem}");
-        let detail = problem["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains("\"query\" string"), "{body}: {problem}");
+        let response = post_text(&platform, body).await;
+        let detail = problem_detail(response, StatusCode::BAD_REQUEST, "BAD_REQUEST").await;
+        assert!(detail.contains("\"query\" string"), "{body}: {detail}");
     }
     let response = platform
         .client
@@ -733,13 +724,10 @@ async fn graphql_rejects_a_request_without_a_query() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let problem: Value = response.json().await.unwrap();
-    assert_eq!(problem["code"], "BAD_REQUEST", "{problem}");
-    let detail = problem["detail"].as_str().unwrap_or_default();
+    let detail = problem_detail(response, StatusCode::BAD_REQUEST, "BAD_REQUEST").await;
     assert!(
         detail.contains("\"query\" parameter is missing"),
-        "{problem}"
+        "{detail}"
     );
 }
 

@@ -129,6 +129,19 @@ async fn call_through(
     layer.clone().oneshot(request).await
 }
 
+/// Calls `GetUser` within a request budget of `millis` and returns the
+/// status it failed with.
+async fn status_within(layer: &Resilient<Scripted>, millis: u64) -> tonic::Status {
+    let budget = Some(Instant::now() + Duration::from_millis(millis));
+    status_of(deadline::scope(budget, call_through(layer, "GetUser")).await)
+}
+
+/// Calls `method` and returns the gRPC status code of its response.
+async fn code_of(layer: &Resilient<Scripted>, method: &str) -> Option<tonic::Code> {
+    let response = call_through(layer, method).await.unwrap();
+    grpc_status(response.headers())
+}
+
 fn status_of(result: Result<http::Response<Body>, BoxError>) -> tonic::Status {
     let error = result.expect_err("the call failed");
     *error
@@ -205,14 +218,12 @@ async fn spent_request_budget_leaves_the_breaker_closed() {
     let backend = Scripted::new([Reply::Slow, Reply::Slow, Reply::Status(tonic::Code::Ok)]);
     let layer = resilient_opening_after(&backend, 2);
     for _ in 0..2 {
-        let budget = Some(Instant::now() + Duration::from_millis(20));
-        let result = deadline::scope(budget, call_through(&layer, "GetUser")).await;
-        assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
+        let status = status_within(&layer, 20).await;
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
     }
 
     // Two failures would open the breaker; these were the client's budget.
-    let response = call_through(&layer, "GetUser").await.unwrap();
-    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    assert_eq!(code_of(&layer, "GetUser").await, Some(tonic::Code::Ok));
     assert_eq!(backend.calls(), 3);
 }
 
@@ -226,11 +237,9 @@ async fn budget_bound_probe_timeout_keeps_half_open() {
 
     // The probe meets a request with 20 ms left, which shows nothing about
     // the backend, so the next call probes again instead of failing fast.
-    let budget = Some(Instant::now() + Duration::from_millis(20));
-    let result = deadline::scope(budget, call_through(&layer, "GetUser")).await;
-    assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
-    let response = call_through(&layer, "GetUser").await.unwrap();
-    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    let status = status_within(&layer, 20).await;
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+    assert_eq!(code_of(&layer, "GetUser").await, Some(tonic::Code::Ok));
     assert_eq!(backend.calls(), 3);
 }
 
@@ -244,14 +253,10 @@ async fn dependency_outage_leaves_the_breaker_closed() {
     let layer = resilient_opening_after(&backend, 2);
     for _ in 0..2 {
         // A read, so a plain UNAVAILABLE would also have been retried.
-        let response = call_through(&layer, "GetOrder").await.unwrap();
-        assert_eq!(
-            grpc_status(response.headers()),
-            Some(tonic::Code::Unavailable)
-        );
+        let code = code_of(&layer, "GetOrder").await;
+        assert_eq!(code, Some(tonic::Code::Unavailable));
     }
-    let response = call_through(&layer, "GetOrder").await.unwrap();
-    assert_eq!(grpc_status(response.headers()), Some(tonic::Code::Ok));
+    assert_eq!(code_of(&layer, "GetOrder").await, Some(tonic::Code::Ok));
     assert_eq!(backend.calls(), 3);
 }
 
@@ -261,9 +266,8 @@ async fn budget_over_half_the_timeout_still_counts() {
     let layer = resilient_opening_after(&backend, 2);
     for _ in 0..2 {
         // The layer's call timeout is 1 s, so 600 ms is more than half.
-        let budget = Some(Instant::now() + Duration::from_millis(600));
-        let result = deadline::scope(budget, call_through(&layer, "GetUser")).await;
-        assert_eq!(status_of(result).code(), tonic::Code::DeadlineExceeded);
+        let status = status_within(&layer, 600).await;
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
     }
 
     let status = status_of(call_through(&layer, "GetUser").await);
