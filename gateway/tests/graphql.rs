@@ -732,6 +732,37 @@ async fn graphql_rejects_a_request_without_a_query() {
 }
 
 #[tokio::test]
+async fn a_mutation_field_selected_twice_is_rejected() {
+    let platform = start().await;
+    let create = r#"createUser(input: { name: "Twice", email: "twice@example.com" }) { id }"#;
+    for mutation in [
+        format!("mutation {{ {create} ... on Mutation {{ {create} }} }}"),
+        format!("mutation {{ a: {create} ...F }} fragment F on Mutation {{ a: {create} }}"),
+    ] {
+        let response = platform.graphql(&mutation, json!({})).await;
+        assert_rejected(&response, "GRAPHQL_VALIDATION_FAILED");
+        let message = response["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains("more than once"), "{response}");
+    }
+    let (_, metrics) = platform.get("/api/v1/metrics/users").await;
+    assert_eq!(metrics["total_users"], "0", "a rejected mutation wrote");
+
+    // Two aliases are two writes, which the client asked for.
+    let second = create.replace("twice@", "twice2@");
+    let response = platform
+        .graphql(
+            &format!("mutation {{ a: {create} b: {second} }}"),
+            json!({}),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    let (_, metrics) = platform.get("/api/v1/metrics/users").await;
+    assert_eq!(metrics["total_users"], "2");
+}
+
+#[tokio::test]
 async fn response_keys_follow_the_selection_order() {
     let platform = start().await;
     let user = create_user(&platform, "Urut", "urut@example.com").await;

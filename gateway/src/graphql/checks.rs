@@ -10,12 +10,13 @@
 //! request fell by 10 to 20% in alternating `lintas-bench` runs on a 2-core
 //! machine (an estimate, because the runs spread widely).
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::registry::Registry;
-use async_graphql::{OutputType, Response, ServerResult};
+use async_graphql::{OutputType, Response, ServerError, ServerResult};
 
 use super::mutation::Mutation;
 use super::query::Query;
+use super::selections::Fragments;
 use super::{QueryLimits, key_order, limits, literal_keys, nulls};
 
 /// Limits of one document and the schema's types for null propagation.
@@ -42,7 +43,8 @@ impl DocumentChecks {
     pub fn check(&self, document: &ExecutableDocument, query: &str) -> ServerResult<()> {
         limits::check_expansion(document, self.max_expanded)?;
         limits::check_aliases(document, self.max_aliases)?;
-        literal_keys::check(query)
+        literal_keys::check(query)?;
+        check_mutation_fields(document)
     }
 
     /// Rewrites a response of `document` as the specification describes: each
@@ -59,6 +61,31 @@ impl DocumentChecks {
         }
         key_order::restore(&mut response.data, document, operation_name);
     }
+}
+
+/// Rejects a mutation that selects one response key twice at its root, as
+/// in `createUser(...) { id } ... on Mutation { createUser(...) { id } }`.
+/// The specification merges the two into one write, but async-graphql 7.2
+/// runs each selection, so the write would happen twice and the second
+/// would report an error for the first.
+fn check_mutation_fields(document: &ExecutableDocument) -> ServerResult<()> {
+    let fragments = Fragments { document };
+    for (_, operation) in document.operations.iter() {
+        if operation.node.ty != OperationType::Mutation {
+            continue;
+        }
+        if let Some(field) = fragments.repeated_key(&operation.node.selection_set.node) {
+            return Err(ServerError::new(
+                format!(
+                    "the mutation selects \"{}\" more than once; each selection would run the \
+                     write, so select it once",
+                    field.node.response_key().node
+                ),
+                Some(field.pos),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds the registry of the schema's root types and every type they

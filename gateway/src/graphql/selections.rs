@@ -65,6 +65,41 @@ impl<'a> Fragments<'a> {
         }
     }
 
+    /// Returns the first field of `set`, fragments included, whose response
+    /// key an earlier field already has.
+    pub fn repeated_key(self, set: &'a SelectionSet) -> Option<&'a Positioned<Field>> {
+        let mut fields = Vec::new();
+        self.fields_at(set, &mut fields, 0);
+        fields.iter().enumerate().find_map(|(index, field)| {
+            let key = &field.node.response_key().node;
+            fields[..index]
+                .iter()
+                .any(|earlier| earlier.node.response_key().node == *key)
+                .then_some(*field)
+        })
+    }
+
+    fn fields_at(
+        self,
+        set: &'a SelectionSet,
+        found: &mut Vec<&'a Positioned<Field>>,
+        depth: usize,
+    ) {
+        if depth > MAX_FRAGMENT_DEPTH {
+            return;
+        }
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => found.push(field),
+                _ => {
+                    if let Some(inner) = self.fragment_set(&selection.node) {
+                        self.fields_at(inner, found, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds the fields of `set` whose response key is `key`, looking into
     /// fragments.
     pub fn collect(self, set: &'a SelectionSet, key: &str, found: &mut Vec<&'a Positioned<Field>>) {
