@@ -265,6 +265,32 @@ async fn forged_and_tampered_tokens_are_rejected() {
         "alg none",
     )
     .await;
+    // Headers that are JSON but that jsonwebtoken cannot read, and one with
+    // a critical extension, which no verifier step processes.
+    let with_header = |header: Value| format!("{}.{}.", encode(&header), encode(&claims()));
+    for (header, detail) in [
+        (
+            json!({ "alg": "HS256", "kid": 5 }),
+            "header has a field of the wrong type",
+        ),
+        (json!({ "alg": 7 }), "header lacks an alg string"),
+        (json!({ "typ": "JWT" }), "header lacks an alg string"),
+        (
+            json!({ "alg": "" }),
+            "token algorithm is not accepted; accepted: HS256",
+        ),
+        (
+            json!({ "alg": "X".repeat(40) }),
+            "token algorithm is not accepted",
+        ),
+        (
+            json!({ "alg": "HS256", "crit": ["exp"] }),
+            "critical extensions (crit)",
+        ),
+    ] {
+        let case = header.to_string();
+        assert_rejected(&platform, &with_header(header), detail, &case).await;
+    }
 
     let hs512 = sign(
         Algorithm::HS512,

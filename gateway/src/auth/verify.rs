@@ -118,10 +118,14 @@ impl Verifier {
             return Ok(verified.identity);
         }
         let header =
-            jsonwebtoken::decode_header(token).map_err(|error| match unknown_algorithm(token) {
-                Some(alg) => self.not_accepted(&alg),
-                None => invalid(format!("token is not a valid JWT: {}", describe(&error))),
-            })?;
+            jsonwebtoken::decode_header(token).map_err(|error| self.header_error(token, &error))?;
+        // RFC 7515 requires a recipient to reject extensions marked critical
+        // that it does not process, and this verifier processes none.
+        if header_json(token).is_some_and(|header| header.contains_key("crit")) {
+            return Err(invalid(
+                "token header lists critical extensions (crit), which are not supported".to_owned(),
+            ));
+        }
         let key = self.key_for(header.alg, header.kid.as_deref()).await?;
         let claims = jsonwebtoken::decode::<Value>(token, &key, &self.validation(header.alg))
             .map_err(|error| invalid(describe(&error)))?
@@ -142,15 +146,39 @@ impl Verifier {
         match (alg, &self.hs256, &self.jwks) {
             (Algorithm::HS256, Some(key), _) => Ok(key.clone()),
             (Algorithm::RS256 | Algorithm::ES256, _, Some(jwks)) => jwks.key(alg, kid).await,
-            _ => Err(self.not_accepted(&format!("{alg:?}"))),
+            _ => Err(self.not_accepted(Some(&format!("{alg:?}")))),
         }
     }
 
-    fn not_accepted(&self, alg: &str) -> TokenError {
+    fn not_accepted(&self, alg: Option<&str>) -> TokenError {
+        let alg = alg.map(|alg| format!(" {alg}")).unwrap_or_default();
         invalid(format!(
-            "token algorithm {alg} is not accepted; accepted: {}",
+            "token algorithm{alg} is not accepted; accepted: {}",
             self.accepted().join(", ")
         ))
+    }
+
+    /// Explains why jsonwebtoken could not read the header of `token`. It
+    /// reports every header problem as a JSON error, so the header is read
+    /// again here to tell an unknown or missing `alg` from another field of
+    /// the wrong type. At most 16 visible ASCII characters of `alg` are
+    /// repeated, so the message cannot carry much of what the client sent.
+    fn header_error(&self, token: &str, error: &jsonwebtoken::errors::Error) -> TokenError {
+        let Some(header) = header_json(token) else {
+            return invalid(format!("token is not a valid JWT: {}", describe(error)));
+        };
+        match header.get("alg") {
+            Some(Value::String(alg)) if alg.parse::<Algorithm>().is_err() => {
+                let printable = !alg.is_empty()
+                    && alg.len() <= 16
+                    && alg.bytes().all(|byte| byte.is_ascii_graphic());
+                self.not_accepted(printable.then(|| format!("{alg:?}")).as_deref())
+            }
+            Some(Value::String(_)) => {
+                invalid("token header has a field of the wrong type".to_owned())
+            }
+            _ => invalid("token header lacks an alg string".to_owned()),
+        }
     }
 
     fn accepted(&self) -> Vec<&'static str> {
@@ -214,21 +242,17 @@ fn is_valid_subject(subject: &str) -> bool {
         && subject.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
-/// Returns the `alg` of a token whose header is JSON but names an algorithm
-/// that jsonwebtoken does not know, such as `none`, which it reports only as
-/// a JSON error. At most 16 visible ASCII characters are returned, so the
-/// message cannot carry much of what the client sent.
-fn unknown_algorithm(token: &str) -> Option<String> {
+/// Returns the JSON object in the header of `token`, if it has one.
+fn header_json(token: &str) -> Option<serde_json::Map<String, Value>> {
     use base64::Engine;
     let segment = token.split('.').next()?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(segment)
         .ok()?;
-    let header: Value = serde_json::from_slice(&bytes).ok()?;
-    let alg = header.get("alg")?.as_str()?;
-    let printable =
-        !alg.is_empty() && alg.len() <= 16 && alg.bytes().all(|byte| byte.is_ascii_graphic());
-    printable.then(|| format!("{alg:?}"))
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(header) => Some(header),
+        _ => None,
+    }
 }
 
 /// A client-facing description of a decoding failure; it never repeats the
