@@ -717,6 +717,20 @@ async fn graphql_rejects_a_request_without_a_query() {
         let detail = problem_detail(response, StatusCode::BAD_REQUEST, "BAD_REQUEST").await;
         assert!(detail.contains("\"query\" string"), "{body}: {detail}");
     }
+    for (body, expected) in [
+        (
+            r#"{"query":"{ __typename }","variables":[1]}"#,
+            "invalid variables",
+        ),
+        (
+            r#"{"query":"{ __typename }","operationName":5}"#,
+            "invalid operationName",
+        ),
+    ] {
+        let response = post_text(&platform, body).await;
+        let detail = problem_detail(response, StatusCode::BAD_REQUEST, "BAD_REQUEST").await;
+        assert!(detail.contains(expected), "{body}: {detail}");
+    }
     let response = platform
         .client
         .get(platform.url("/graphql?operationName=A"))

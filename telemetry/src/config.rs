@@ -150,15 +150,31 @@ fn parse_sampler(name: Option<&str>, argument: Option<&str>) -> anyhow::Result<S
 /// `localhost:3100` parses as a URL of scheme `localhost`, so the scheme is
 /// checked by name.
 fn loki_base(text: &str) -> anyhow::Result<url::Url> {
+    let shown = without_credentials(text);
     let url = url::Url::parse(text)
-        .map_err(|error| anyhow::anyhow!("invalid LOKI_URL {text:?}: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("invalid LOKI_URL {shown:?}: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         anyhow::bail!(
-            "invalid LOKI_URL {text:?}: must be an http or https URL with a host, \
+            "invalid LOKI_URL {shown:?}: must be an http or https URL with a host, \
              as in http://loki:3100"
         );
     }
     Ok(url)
+}
+
+/// Returns `text` with the user and password of a URL replaced by `***`,
+/// so that an error message does not print them.
+fn without_credentials(text: &str) -> String {
+    let Some(start) = text.find("://").map(|index| index + 3) else {
+        return text.to_owned();
+    };
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |offset| start + offset);
+    match text[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +225,11 @@ mod tests {
         assert!(config(&[("OTEL_TRACES_SAMPLER_ARG", "1.5")]).is_err());
         assert!(config(&[("OTEL_TRACES_SAMPLER_ARG", "half")]).is_err());
         assert!(config(&[("LOKI_URL", "not a url")]).is_err());
+        let error = config(&[("LOKI_URL", "ftp://user:s3cret@loki")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ftp://***@loki"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
         for text in ["localhost:3100", "ftp://loki:3100", "file:///tmp/loki"] {
             let error = config(&[("LOKI_URL", text)]).unwrap_err().to_string();
             assert!(error.contains(text), "{error}");

@@ -255,6 +255,21 @@ async fn read_body(body: axum::body::Body) -> Result<async_graphql::Request, Api
     if !value.get("query").is_some_and(serde_json::Value::is_string) {
         return Err(not_an_object());
     }
+    let wrong = |key: &str, fits: fn(&serde_json::Value) -> bool| {
+        value
+            .get(key)
+            .is_some_and(|field| !field.is_null() && !fits(field))
+    };
+    if wrong("variables", serde_json::Value::is_object) {
+        return Err(query_string::invalid(
+            "invalid variables: must be a JSON object".to_owned(),
+        ));
+    }
+    if wrong("operationName", serde_json::Value::is_string) {
+        return Err(query_string::invalid(
+            "invalid operationName: must be a string".to_owned(),
+        ));
+    }
     serde_json::from_value(value).map_err(|_| not_an_object())
 }
 

@@ -56,7 +56,7 @@ fn variables(text: &str) -> Result<Variables, ApiError> {
     }
 }
 
-fn invalid(message: String) -> ApiError {
+pub(super) fn invalid(message: String) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
         "BAD_REQUEST",
