@@ -150,12 +150,12 @@ fn parse_sampler(name: Option<&str>, argument: Option<&str>) -> anyhow::Result<S
 /// `localhost:3100` parses as a URL of scheme `localhost`, so the scheme is
 /// checked by name.
 fn loki_base(text: &str) -> anyhow::Result<url::Url> {
-    let shown = without_credentials(text);
+    let redacted = without_credentials(text);
     let url = url::Url::parse(text)
-        .map_err(|error| anyhow::anyhow!("invalid LOKI_URL {shown:?}: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("invalid LOKI_URL {redacted:?}: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         anyhow::bail!(
-            "invalid LOKI_URL {shown:?}: must be an http or https URL with a host, \
+            "invalid LOKI_URL {redacted:?}: must be an http or https URL with a host, \
              as in http://loki:3100"
         );
     }
