@@ -746,7 +746,7 @@ async fn graphql_rejects_a_request_without_a_query() {
 }
 
 #[tokio::test]
-async fn a_mutation_field_selected_twice_is_rejected() {
+async fn graphql_rejects_a_mutation_field_selected_twice() {
     let platform = start().await;
     let create = r#"createUser(input: { name: "Twice", email: "twice@example.com" }) { id }"#;
     for mutation in [
