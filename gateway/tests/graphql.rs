@@ -705,7 +705,7 @@ async fn duplicate_keys_and_arrays_are_rejected() {
 }
 
 #[tokio::test]
-async fn graphql_rejects_a_request_without_a_query() {
+async fn graphql_rejects_missing_query() {
     let platform = start().await;
     for body in [
         r#"{}"#,
@@ -746,7 +746,7 @@ async fn graphql_rejects_a_request_without_a_query() {
 }
 
 #[tokio::test]
-async fn graphql_rejects_a_mutation_field_selected_twice() {
+async fn graphql_rejects_repeated_mutation_field() {
     let platform = start().await;
     let create = r#"createUser(input: { name: "Twice", email: "twice@example.com" }) { id }"#;
     for mutation in [
@@ -777,7 +777,7 @@ async fn graphql_rejects_a_mutation_field_selected_twice() {
 }
 
 #[tokio::test]
-async fn response_keys_follow_the_selection_order() {
+async fn response_keys_follow_selection_order() {
     let platform = start().await;
     let user = create_user(&platform, "Urut", "urut@example.com").await;
     // `userMetrics` and `orders` wait on a backend while `__typename` and

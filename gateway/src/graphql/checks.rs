@@ -47,20 +47,39 @@ impl DocumentChecks {
         check_mutation_fields(document)
     }
 
-    /// Rewrites a response of `document` as the specification describes: each
-    /// failed field null, as [`nulls::propagate`] describes, and every
-    /// object's keys in selection order (see [`key_order`]).
+    /// Rewrites a response of `document` to the specification's shape: one
+    /// error per failed field, each failed field null (see
+    /// [`nulls::propagate`]) and every object's keys in selection order (see
+    /// [`key_order`]).
     pub fn finish(
         &self,
         response: &mut Response,
         document: &ExecutableDocument,
         operation_name: Option<&str>,
     ) {
+        drop_repeated_errors(response);
         if response.errors.iter().any(|error| !error.path.is_empty()) {
             nulls::propagate(response, document, operation_name, &self.registry);
         }
         key_order::restore(&mut response.data, document, operation_name);
     }
+}
+
+/// Drops an error that repeats an earlier one's path and message.
+/// async-graphql resolves a field once per selection, so a field selected
+/// plainly and through a fragment reports its failure twice.
+fn drop_repeated_errors(response: &mut Response) {
+    if response.errors.len() < 2 {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    response.errors.retain(|error| {
+        error.path.is_empty()
+            || seen.insert((
+                serde_json::to_string(&error.path).unwrap_or_default(),
+                error.message.clone(),
+            ))
+    });
 }
 
 /// Rejects a mutation that selects one response key twice at its root, as

@@ -140,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn check_looks_into_nested_literals_lists_and_defaults() {
+    fn check_covers_nested_literals() {
         for query in [
             "{ f(a: { b: { c: 1, c: 2 } }) }",
             "{ f(a: [{ x: 1 }, { y: 1, y: 2 }]) }",
@@ -153,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn check_passes_distinct_fields_selections_and_text() {
+    fn check_passes_distinct_fields() {
         for query in [
             // Repeated aliases and fields of selection sets: other rules.
             "{ a: user(id: 1) { id id } a: user(id: 1) { id } }",

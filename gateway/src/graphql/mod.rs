@@ -200,7 +200,8 @@ pub async fn handle(
             let operation = operation_span::root_fields(&document, &request);
             let argument = operation_span::target_argument(&document, &request);
             request = request.data(prefetch::OrderDetails::of(&document));
-            // The schema takes the document; the copy shapes its response.
+            // The schema takes the document, so a copy is kept for the response
+            // rewrites after execution.
             let shape = document.clone();
             request.set_parsed_query(document);
             (span, operation, argument, Some(shape))
@@ -220,7 +221,6 @@ pub async fn handle(
             response
         }
     };
-    drop_repeated_errors(&mut response);
     label_validation_errors(&mut response);
     let outcome = audit_outcome(&response);
     let target_id = argument.or_else(|| created_id(&response));
@@ -389,23 +389,6 @@ fn payload_too_large() -> ApiError {
 /// `http_body_util::LengthLimitError` is what identifies it.
 fn is_length_limit(error: &std::io::Error) -> bool {
     error.to_string() == "length limit exceeded"
-}
-
-/// Drops an error that repeats an earlier one's path and message.
-/// async-graphql resolves a field selected twice, once plainly and once
-/// through a fragment, twice, though the response contains it once.
-fn drop_repeated_errors(response: &mut async_graphql::Response) {
-    if response.errors.len() < 2 {
-        return;
-    }
-    let mut seen = std::collections::HashSet::new();
-    response.errors.retain(|error| {
-        error.path.is_empty()
-            || seen.insert((
-                serde_json::to_string(&error.path).unwrap_or_default(),
-                error.message.clone(),
-            ))
-    });
 }
 
 /// Gives errors raised before execution (parse, validation and limit errors)

@@ -5,7 +5,7 @@
 //! specification wants the field to be null, and a null in a non-null
 //! position to make its nearest nullable ancestor null, up to `data`
 //! itself. Typed clients depend on that: a missing key fails their parsing
-//! where a null does not. [`propagate`] rewrites the response so; a null
+//! where a null does not. [`propagate`] rewrites the response so. A null
 //! that it adds goes last in its object, and `key_order` then moves it to
 //! its selected place.
 

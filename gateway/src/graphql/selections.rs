@@ -6,8 +6,8 @@ use async_graphql::parser::types::{
     ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
 };
 
-/// Deepest nesting of fragment spreads followed; validation has already
-/// rejected cycles.
+/// Deepest nesting of fragment spreads followed. Validation has already
+/// rejected cycles, so this bound only stops a walk that went wrong.
 const MAX_FRAGMENT_DEPTH: usize = 32;
 
 /// Returns the operation that `operation_name` names, or the only one.
@@ -41,35 +41,19 @@ impl<'a> Fragments<'a> {
     /// Adds the response keys of `set` that `keys` lacks, in selection
     /// order, looking into fragments.
     pub fn response_keys(self, set: &'a SelectionSet, keys: &mut Vec<&'a str>) {
-        self.response_keys_at(set, keys, 0);
-    }
-
-    fn response_keys_at(self, set: &'a SelectionSet, keys: &mut Vec<&'a str>, depth: usize) {
-        if depth > MAX_FRAGMENT_DEPTH {
-            return;
-        }
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let key = field.node.response_key().node.as_str();
-                    if !keys.contains(&key) {
-                        keys.push(key);
-                    }
-                }
-                _ => {
-                    if let Some(inner) = self.fragment_set(&selection.node) {
-                        self.response_keys_at(inner, keys, depth + 1);
-                    }
-                }
+        self.visit_fields(set, 0, &mut |field| {
+            let key = field.node.response_key().node.as_str();
+            if !keys.contains(&key) {
+                keys.push(key);
             }
-        }
+        });
     }
 
     /// Returns the first field of `set`, fragments included, whose response
     /// key an earlier field already has.
     pub fn repeated_key(self, set: &'a SelectionSet) -> Option<&'a Positioned<Field>> {
         let mut fields = Vec::new();
-        self.fields_at(set, &mut fields, 0);
+        self.visit_fields(set, 0, &mut |field| fields.push(field));
         fields.iter().enumerate().find_map(|(index, field)| {
             let key = &field.node.response_key().node;
             fields[..index]
@@ -79,53 +63,33 @@ impl<'a> Fragments<'a> {
         })
     }
 
-    fn fields_at(
-        self,
-        set: &'a SelectionSet,
-        found: &mut Vec<&'a Positioned<Field>>,
-        depth: usize,
-    ) {
-        if depth > MAX_FRAGMENT_DEPTH {
-            return;
-        }
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => found.push(field),
-                _ => {
-                    if let Some(inner) = self.fragment_set(&selection.node) {
-                        self.fields_at(inner, found, depth + 1);
-                    }
-                }
-            }
-        }
-    }
-
     /// Adds the fields of `set` whose response key is `key`, looking into
     /// fragments.
     pub fn collect(self, set: &'a SelectionSet, key: &str, found: &mut Vec<&'a Positioned<Field>>) {
-        self.collect_at(set, key, found, 0);
+        self.visit_fields(set, 0, &mut |field| {
+            if field.node.response_key().node.as_str() == key {
+                found.push(field);
+            }
+        });
     }
 
-    fn collect_at(
+    /// Calls `visit` on each field of `set` in selection order, looking into
+    /// fragments down to [`MAX_FRAGMENT_DEPTH`].
+    fn visit_fields(
         self,
         set: &'a SelectionSet,
-        key: &str,
-        found: &mut Vec<&'a Positioned<Field>>,
         depth: usize,
+        visit: &mut impl FnMut(&'a Positioned<Field>),
     ) {
         if depth > MAX_FRAGMENT_DEPTH {
             return;
         }
         for selection in &set.items {
             match &selection.node {
-                Selection::Field(field) => {
-                    if field.node.response_key().node.as_str() == key {
-                        found.push(field);
-                    }
-                }
-                _ => {
-                    if let Some(inner) = self.fragment_set(&selection.node) {
-                        self.collect_at(inner, key, found, depth + 1);
+                Selection::Field(field) => visit(field),
+                other => {
+                    if let Some(inner) = self.fragment_set(other) {
+                        self.visit_fields(inner, depth + 1, visit);
                     }
                 }
             }

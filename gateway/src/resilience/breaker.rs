@@ -320,7 +320,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn inconclusive_probe_leaves_the_circuit_half_open() {
+    async fn inconclusive_probe_stays_half_open() {
         let breaker = breaker(1, 1000);
         breaker.admit().unwrap().failed();
         tokio::time::advance(Duration::from_millis(1001)).await;

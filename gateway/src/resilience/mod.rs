@@ -362,9 +362,9 @@ impl Policy {
         };
         let mut response = response;
         match grpc_status(response.headers()) {
-            // The backend works but a service that it calls does not: that
-            // says nothing of this backend's health, and a retry would meet
-            // the same outage.
+            // The backend works but a service that it calls does not. That is
+            // no sign of this backend's health, and a retry would meet the
+            // same outage.
             Some(tonic::Code::Unavailable)
                 if response.headers().contains_key(UNAVAILABLE_DEPENDENCY_KEY) =>
             {

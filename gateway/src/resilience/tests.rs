@@ -244,7 +244,7 @@ async fn budget_bound_probe_timeout_keeps_half_open() {
 }
 
 #[tokio::test]
-async fn dependency_outage_leaves_the_breaker_closed() {
+async fn dependency_outage_keeps_breaker_closed() {
     let backend = Scripted::new([
         Reply::DependencyUnavailable,
         Reply::DependencyUnavailable,
