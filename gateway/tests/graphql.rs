@@ -784,13 +784,9 @@ async fn response_keys_follow_selection_order() {
     // `id` do not, so in finishing order they would come last.
     let query = "query ($id: ID!) { metrics: userMetrics { totalUsers } kind: __typename \
                  user(id: $id) { orders(first: 1) { id } id } }";
-    let body = platform
-        .client
-        .post(platform.url("/graphql"))
-        .json(&json!({ "query": query, "variables": { "id": user["id"] } }))
-        .send()
+    let request = json!({ "query": query, "variables": { "id": user["id"] } });
+    let body = post_text(&platform, &request.to_string())
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
